@@ -1,0 +1,52 @@
+# The two commands a new user needs: `make sweep` and `make test`. Everything else
+# (venv, packages, Fashion-MNIST) is installed on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+EXP    ?= experiments/quick.yaml
+NAME   ?= $(basename $(notdir $(EXP)))
+export RAY_AUTH_MODE ?= disabled
+
+.PHONY: install data test sweep report ui bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e .
+	@$(MAKE) --no-print-directory data
+	touch $@
+
+# Debian's dataset-fashion-mnist where apt is usable; otherwise torchvision downloads it.
+data:
+	@if [ -d /usr/share/datasets/fashion-mnist ]; then \
+		echo "Fashion-MNIST: /usr/share/datasets/fashion-mnist"; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || \
+		(apt-get update -q >/dev/null 2>&1 && apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1) || \
+		echo "apt could not install dataset-fashion-mnist: torchvision will download Fashion-MNIST"; \
+	elif command -v apt-get >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
+		sudo apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || \
+		echo "apt could not install dataset-fashion-mnist: torchvision will download Fashion-MNIST"; \
+	else \
+		echo "no usable apt: torchvision will download Fashion-MNIST on first use"; \
+	fi
+
+test: install
+	$(BIN)/python -m pytest
+
+sweep: install
+	$(BIN)/python -m harness sweep $(EXP)
+
+report: install
+	$(BIN)/python -m harness report $(NAME)
+
+ui: install
+	$(BIN)/python -m harness ui
+
+bench: install
+	$(BIN)/python -m harness bench
+
+clean:
+	rm -rf $(VENV) *.egg-info

@@ -1,0 +1,173 @@
+"""One entry point: python -m harness {list,space,train,evaluator,sweep,report,ui,bench}.
+
+Bad input (an unknown name, a malformed experiment file, a missing dataset) exits with
+status 2 and a message naming the offending field; nothing is trained or logged.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+class UsageError(Exception):
+    """Anything the user can fix by changing the command or the experiment file."""
+
+
+def _usage_errors():
+    from .config import ConfigError
+    from .data import DatasetNotFound
+    return (UsageError, ConfigError, KeyError, DatasetNotFound)
+
+
+def cmd_list(args):
+    from .data import DATASETS
+    from .evaluate import EVALUATORS
+    from .objectives import OBJECTIVES
+    from .space import PRESETS
+    if args.what == "objectives":
+        for name, cls in sorted(OBJECTIVES.items()):
+            s = cls.defaults
+            print(f"{name:12s} {s.optimizer} lr_g {s.lr_g:g} lr_d {s.lr_d:g} n_critic {s.n_critic} "
+                  f"D norm {s.d_norm}{' + spectral' if s.spectral_norm else ''}"
+                  f"{f' clip {s.clip:g}' if s.clip else ''}{f' gp {s.gp_weight:g}' if s.gp_weight else ''}")
+    elif args.what == "datasets":
+        for name, spec in sorted(DATASETS.items()):
+            print(f"{name:14s} {spec.kind:6s} {spec.description}")
+    elif args.what == "evaluators":
+        for name, text in sorted(EVALUATORS.items()):
+            print(f"{name:18s} {text}")
+    else:
+        for name, arch in PRESETS.items():
+            print(f"{name:20s} {arch.id}  {json.dumps({k: v for k, v in arch.to_dict().items() if k != 'preset'})}")
+
+
+def cmd_space(args):
+    from .space import enumerate_space, sample_space
+    archs = enumerate_space() if args.all else sample_space(args.sample, args.seed)
+    for arch in archs:
+        print(json.dumps({"id": arch.id, **arch.to_dict()}))
+
+
+def cmd_train(args):
+    from .config import Trial, load_experiment
+    from .space import resolve_arch
+    from .train import run_trial
+    exp = load_experiment(args.experiment)
+    if args.iterations:
+        exp.budget.iterations = args.iterations
+    if args.device:
+        exp.train.device = args.device
+    if args.objective not in exp.objectives and args.objective is not None:
+        from .objectives import get_objective
+        get_objective(args.objective)  # raises with the valid names if unknown
+    archs = exp.archs()
+    arch = resolve_arch(args.arch) if args.arch else archs[0]
+    trial = Trial(exp, arch, args.objective or exp.objectives[0], args.seed)
+    print(f"trial {trial.id}: {arch.describe()} / {trial.objective} / seed {trial.seed} on {exp.dataset}, "
+          f"{exp.budget.iterations} generator iterations", file=sys.stderr)
+    result = run_trial(trial, progress=True)
+    summary = {"trial_id": result.trial_id, "status": result.status, "iterations": result.iterations,
+               "its_per_s": round(result.its_per_s, 2), "train_time_s": round(result.train_time_s, 1),
+               "eval_time_s": round(result.eval_time_s, 1), "headline": result.headline, **result.metrics}
+    if result.error:
+        summary["error"] = result.error.splitlines()[0]
+    print(json.dumps(summary, indent=2))
+    if args.samples and result.samples is not None:
+        from .plots import save_samples
+        save_samples(result.samples, args.samples)
+        print(f"samples written to {args.samples}", file=sys.stderr)
+    return 0 if result.status != "failed" else 1
+
+
+def cmd_evaluator(args):
+    from .evaluate import check_classifier, train_classifier
+    if args.dataset != "fashion_mnist":
+        raise UsageError(f"dataset: only fashion_mnist has a shipped classifier, got {args.dataset!r}")
+    figures = train_classifier(args.dataset, seed=args.seed) if args.action == "train" else check_classifier(args.dataset)
+    print(json.dumps(figures, indent=2))
+
+
+def cmd_sweep(args):
+    from .sweep import run_sweep
+    return run_sweep(args.experiment, name=args.name, resume=args.resume, shard=args.shard)
+
+
+def cmd_report(args):
+    from .report import build_report
+    path = build_report(args.name, out_root=args.out)
+    print(f"report written to {path}")
+
+
+def cmd_ui(args):
+    from .tracking import launch_ui
+    return launch_ui(host=args.host, port=args.port)
+
+
+def cmd_bench(args):
+    from .bench import run_bench
+    return run_bench(quick=args.quick, out_dir=args.out)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m harness", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    q = sub.add_parser("list", help="list objectives, datasets, evaluators or presets")
+    q.add_argument("what", choices=["objectives", "datasets", "evaluators", "presets"])
+    q.set_defaults(func=cmd_list)
+
+    q = sub.add_parser("space", help="print architectures of the space, one JSON line each")
+    q.add_argument("--sample", type=int, default=10)
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--all", action="store_true", help="every point of the grid (9,216)")
+    q.set_defaults(func=cmd_space)
+
+    q = sub.add_parser("train", help="run one trial without Ray and print its metrics")
+    q.add_argument("experiment")
+    q.add_argument("--arch", help="architecture id or preset name (default: the experiment's first)")
+    q.add_argument("--objective", help="objective name (default: the experiment's first)")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--iterations", type=int, help="override budget.iterations")
+    q.add_argument("--device", help="override train.device (cpu, cuda, cuda:N)")
+    q.add_argument("--samples", help="write a PNG of final samples here")
+    q.set_defaults(func=cmd_train)
+
+    q = sub.add_parser("evaluator", help="train or check the shipped domain classifier")
+    q.add_argument("action", choices=["train", "check"])
+    q.add_argument("dataset")
+    q.add_argument("--seed", type=int, default=0)
+    q.set_defaults(func=cmd_evaluator)
+
+    q = sub.add_parser("sweep", help="run an experiment's trials with Ray Tune, tracked in MLflow")
+    q.add_argument("experiment")
+    q.add_argument("--name", help="sweep name (default: the experiment's name)")
+    q.add_argument("--resume", action="store_true", help="continue a killed sweep of the same name")
+    q.add_argument("--shard", help="I/N: run only the I-th of N deterministic shares of the trials")
+    q.set_defaults(func=cmd_sweep)
+
+    q = sub.add_parser("report", help="write results/NAME/ from the MLflow store")
+    q.add_argument("name")
+    q.add_argument("--out", default="results")
+    q.set_defaults(func=cmd_report)
+
+    q = sub.add_parser("ui", help="MLflow UI on the project's store (127.0.0.1)")
+    q.add_argument("--host", default="127.0.0.1")
+    q.add_argument("--port", type=int, default=5000)
+    q.set_defaults(func=cmd_ui)
+
+    q = sub.add_parser("bench", help="measure trial speed against a plain PyTorch loop")
+    q.add_argument("--quick", action="store_true", help="reduced version (CPU, CI)")
+    q.add_argument("--out", default="results/bench")
+    q.set_defaults(func=cmd_bench)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except _usage_errors() as err:
+        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"error: {msg}", file=sys.stderr)
+        return 2

@@ -1,0 +1,299 @@
+"""Experiment files: schema with defaults in code, YAML loading, field-named errors.
+
+An experiment file overrides only what it changes; every key it names must exist in
+the schema below, and every value is checked, so a typo stops the run before anything
+is trained or logged (StudioGAN's config habit).
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from . import space as space_mod
+
+PAPER_THRESHOLDS = [1.0 + 0.5 * i for i in range(17)]  # WGAN-GP appendix: 1.0 ... 9.0
+
+
+class ConfigError(ValueError):
+    """A bad experiment: `field` is the dotted path of the offending key."""
+
+    def __init__(self, field: str, message: str):
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+
+@dataclass
+class SpaceConfig:
+    mode: str = "sample"          # sample (n seeded draws) | grid (every point) | presets | ids
+    n: int = 8
+    seed: int = 0
+    restrict: dict = field(default_factory=dict)   # factor -> allowed values (sample, grid)
+    presets: list = field(default_factory=list)    # mode presets: names from space.PRESETS
+    ids: list = field(default_factory=list)        # mode ids: architecture ids or preset names
+
+
+@dataclass
+class DataConfig:
+    root: str | None = None       # where downloads / decompressed files go
+    path: str | None = None       # a user-supplied file or folder (imagenet32)
+    limit: int | None = None      # train on the first N examples only
+
+
+@dataclass
+class BudgetConfig:
+    iterations: int = 2000        # generator iterations
+    batch_size: int = 64
+
+
+@dataclass
+class EvalConfig:
+    evaluator: str = "auto"       # auto: toy2d for 2D, fmnist-classifier for grayscale, inception for RGB
+    n_samples: int = 5000
+    every: int = 0                # evaluate every N generator iterations as well; 0 = at the end only
+    real_split: str = "train"
+    weights_path: str | None = None   # local Inception weights for offline machines
+
+
+@dataclass
+class TrainConfig:
+    z_dim: int | None = None      # None: 128 for images, 2 for the 2D mixtures
+    device: str = "auto"          # auto | cpu | cuda | cuda:N
+    precision: str = "auto"       # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
+    check_every: int = 0          # read losses back every N steps; 0: 1 on CPU, 25 on CUDA
+    threads: int = 0              # torch CPU threads per trial; 0 = leave torch's default
+
+
+@dataclass
+class ResourcesConfig:
+    trials_per_gpu: int = 4       # fractional GPUs: each trial asks for 1 / trials_per_gpu
+    cpus_per_trial: int = 1
+    max_failures: int = 1         # retries of a trial that raises
+
+
+@dataclass
+class Experiment:
+    name: str = "experiment"
+    description: str = ""
+    dataset: str = "fashion_mnist"
+    data: DataConfig = field(default_factory=DataConfig)
+    space: SpaceConfig = field(default_factory=SpaceConfig)
+    objectives: list = field(default_factory=lambda: ["gan", "wgan-gp"])
+    objective_overrides: dict = field(default_factory=dict)   # objective -> {setting: value}
+    seeds: list = field(default_factory=lambda: [0])
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    thresholds: list = field(default_factory=lambda: list(PAPER_THRESHOLDS))
+    success_metric: str | None = None   # None: the evaluator's headline metric (IS for images)
+    reproduces: str | None = None       # a published table to print beside ours (report.py)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+
+    # ---- derived views -------------------------------------------------------------
+    def archs(self) -> list[space_mod.Arch]:
+        s = self.space
+        if s.mode == "sample":
+            return space_mod.sample_space(s.n, s.seed, s.restrict or None)
+        if s.mode == "grid":
+            return space_mod.enumerate_space(s.restrict or None)
+        if s.mode == "presets":
+            return [space_mod.get_preset(p) for p in s.presets]
+        return [space_mod.resolve_arch(i) for i in s.ids]
+
+    def trials(self) -> list["Trial"]:
+        """Every (architecture, objective, seed), architecture-major: pairs stay adjacent."""
+        return [Trial(self, arch, obj, seed)
+                for arch in self.archs() for seed in self.seeds for obj in self.objectives]
+
+    def evaluator_name(self) -> str:
+        if self.eval.evaluator != "auto":
+            return self.eval.evaluator
+        from .data import get_dataset_spec
+        spec = get_dataset_spec(self.dataset)
+        if spec.kind == "toy2d":
+            return "toy2d"
+        return "fmnist-classifier" if spec.channels == 1 else "inception"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Trial:
+    experiment: Experiment
+    arch: space_mod.Arch
+    objective: str
+    seed: int
+
+    @property
+    def id(self) -> str:
+        return f"{self.arch.id}-{self.objective}-s{self.seed}"
+
+    def params(self) -> dict:
+        """Flat key -> value: every setting that produced the trial (MLflow params, CSV)."""
+        e = self.experiment
+        flat = {"trial_id": self.id, "arch_id": self.arch.id, "objective": self.objective,
+                "seed": self.seed, "dataset": e.dataset, "experiment": e.name,
+                "evaluator": e.evaluator_name()}
+        flat.update({f"arch.{k}": v for k, v in self.arch.to_dict().items()})
+        for section in ("budget", "eval", "train", "data"):
+            flat.update({f"{section}.{k}": v for k, v in dataclasses.asdict(getattr(e, section)).items()})
+        from .objectives import get_objective
+        settings = get_objective(self.objective, **e.objective_overrides.get(self.objective, {})).settings
+        flat.update({f"objective.{k}": v for k, v in dataclasses.asdict(settings).items()})
+        return flat
+
+
+# ---- loading -----------------------------------------------------------------------
+
+def _check_type(value, hint, where):
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        args = typing.get_args(hint)
+        if value is None and type(None) in args:
+            return value
+        hint = next(a for a in args if a is not type(None))
+        origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, where)
+    expected = origin or hint
+    ok = {
+        int: lambda v: isinstance(v, int) and not isinstance(v, bool),
+        float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+        bool: lambda v: isinstance(v, bool),
+        str: lambda v: isinstance(v, str),
+        list: lambda v: isinstance(v, list),
+        dict: lambda v: isinstance(v, dict),
+    }[expected](value)
+    if not ok:
+        raise ConfigError(where, f"expected {expected.__name__}, got {value!r}")
+    return float(value) if expected is float else value
+
+
+def _build(cls, data, where):
+    if not isinstance(data, dict):
+        raise ConfigError(where, f"expected a mapping of settings, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    unknown = set(data) - set(hints)
+    if unknown:
+        raise ConfigError(f"{where}.{sorted(unknown)[0]}" if where else sorted(unknown)[0],
+                          f"unknown key; valid keys here: {sorted(hints)}")
+    kwargs = {k: _check_type(v, hints[k], f"{where}.{k}" if where else k) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def _positive(value, where, allow_zero=False):
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ConfigError(where, f"must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+
+
+def validate(e: Experiment) -> Experiment:
+    from .data import DATASETS
+    from .evaluate import EVALUATORS
+    from .objectives import OBJECTIVES, Settings
+
+    if e.dataset not in DATASETS:
+        raise ConfigError("dataset", f"unknown dataset {e.dataset!r}; valid: {sorted(DATASETS)}")
+    if not e.objectives:
+        raise ConfigError("objectives", "name at least one objective")
+    for i, name in enumerate(e.objectives):
+        if name not in OBJECTIVES:
+            raise ConfigError(f"objectives[{i}]", f"unknown objective {name!r}; valid: {sorted(OBJECTIVES)}")
+    if len(set(e.objectives)) != len(e.objectives):
+        raise ConfigError("objectives", "an objective is named twice")
+    for name, overrides in e.objective_overrides.items():
+        if name not in OBJECTIVES:
+            raise ConfigError(f"objective_overrides.{name}", f"unknown objective; valid: {sorted(OBJECTIVES)}")
+        if not isinstance(overrides, dict):
+            raise ConfigError(f"objective_overrides.{name}", "expected a mapping of settings")
+        hints = typing.get_type_hints(Settings)
+        for key, value in overrides.items():
+            if key not in hints:
+                raise ConfigError(f"objective_overrides.{name}.{key}", f"unknown setting; valid: {sorted(hints)}")
+            _check_type(value, hints[key], f"objective_overrides.{name}.{key}")
+    if not e.seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in e.seeds):
+        raise ConfigError("seeds", f"expected a non-empty list of integers, got {e.seeds!r}")
+
+    s = e.space
+    if s.mode not in ("sample", "grid", "presets", "ids"):
+        raise ConfigError("space.mode", f"{s.mode!r} is not one of ['sample', 'grid', 'presets', 'ids']")
+    for factor, values in s.restrict.items():
+        where = f"space.restrict.{factor}"
+        if factor not in space_mod.FACTORS:
+            raise ConfigError(where, f"unknown factor; valid: {sorted(space_mod.FACTORS)}")
+        if not isinstance(values, list) or not values:
+            raise ConfigError(where, "expected a non-empty list of values")
+        allowed = space_mod.FACTORS[factor]
+        for v in values:
+            if v not in allowed or type(v) is not type(allowed[0]):
+                raise ConfigError(where, f"{v!r} is not one of {list(allowed)}")
+    if s.mode == "sample":
+        _positive(s.n, "space.n")
+        size = len(space_mod.enumerate_space(s.restrict or None))
+        if s.n > size:
+            raise ConfigError("space.n", f"asks for {s.n} distinct architectures; the space has {size}")
+    for i, p in enumerate(s.presets):
+        if p not in space_mod.PRESETS:
+            raise ConfigError(f"space.presets[{i}]", f"unknown preset {p!r}; valid: {sorted(space_mod.PRESETS)}")
+    if s.mode == "presets" and not s.presets:
+        raise ConfigError("space.presets", "mode presets needs at least one preset")
+    if s.mode == "ids":
+        if not s.ids:
+            raise ConfigError("space.ids", "mode ids needs at least one architecture id")
+        for i, arch_id in enumerate(s.ids):
+            try:
+                space_mod.resolve_arch(str(arch_id))
+            except KeyError as err:
+                raise ConfigError(f"space.ids[{i}]", str(err.args[0])) from None
+
+    _positive(e.budget.iterations, "budget.iterations")
+    _positive(e.budget.batch_size, "budget.batch_size")
+    _positive(e.eval.n_samples, "eval.n_samples")
+    _positive(e.eval.every, "eval.every", allow_zero=True)
+    if e.data.limit is not None:
+        _positive(e.data.limit, "data.limit")
+    if e.eval.evaluator != "auto" and e.eval.evaluator not in EVALUATORS:
+        raise ConfigError("eval.evaluator", f"unknown evaluator {e.eval.evaluator!r}; valid: auto, {sorted(EVALUATORS)}")
+    if e.eval.real_split not in ("train", "test"):
+        raise ConfigError("eval.real_split", f"{e.eval.real_split!r} is not one of ['train', 'test']")
+    if not e.thresholds:
+        raise ConfigError("thresholds", "name at least one threshold")
+    for i, t in enumerate(e.thresholds):
+        if not isinstance(t, (int, float)) or isinstance(t, bool):
+            raise ConfigError(f"thresholds[{i}]", f"expected a number, got {t!r}")
+    e.thresholds = sorted(float(t) for t in e.thresholds)
+    if e.train.precision not in ("auto", "fp32", "bf16"):
+        raise ConfigError("train.precision", f"{e.train.precision!r} is not one of ['auto', 'fp32', 'bf16']")
+    if not (e.train.device in ("auto", "cpu", "cuda") or e.train.device.startswith("cuda:")):
+        raise ConfigError("train.device", f"{e.train.device!r} is not one of auto, cpu, cuda, cuda:N")
+    if e.train.z_dim is not None:
+        _positive(e.train.z_dim, "train.z_dim")
+    _positive(e.train.check_every, "train.check_every", allow_zero=True)
+    _positive(e.resources.trials_per_gpu, "resources.trials_per_gpu")
+    _positive(e.resources.cpus_per_trial, "resources.cpus_per_trial")
+    _positive(e.resources.max_failures, "resources.max_failures", allow_zero=True)
+    return e
+
+
+def from_dict(data: dict, default_name: str = "experiment") -> Experiment:
+    data = dict(data or {})
+    data.setdefault("name", default_name)
+    return validate(_build(Experiment, data, ""))
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError("experiment", f"no such file: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError("experiment", f"{path} is not valid YAML: {err}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError("experiment", f"{path} must hold a mapping of settings at top level")
+    return from_dict(data, default_name=path.stem)

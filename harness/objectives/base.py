@@ -1,0 +1,83 @@
+"""The interface every objective family implements, and the registry that names them.
+
+An objective owns its losses and its published training settings (optimizer, n_critic,
+what "D normalization on" means), so that a trial needs nothing but the name.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class Settings:
+    optimizer: str = "adam"          # adam | rmsprop
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.5               # Adam only
+    beta2: float = 0.999             # Adam only
+    n_critic: int = 1                # D steps per G step
+    d_norm: str = "batch"            # what "norm_d on" means: batch | layer
+    spectral_norm: bool = False      # spectral norm on every D weight layer
+    clip: float = 0.0                # >0: clip every D parameter to [-clip, clip]
+    gp_weight: float = 0.0           # >0: gradient penalty on interpolates
+    d_weight_decay: float = 0.0      # applied to D only when D has a norm layer
+
+    def replace(self, **overrides) -> "Settings":
+        valid = {f.name for f in dataclasses.fields(self)}
+        unknown = set(overrides) - valid
+        if unknown:
+            raise KeyError(f"unknown objective setting(s) {sorted(unknown)}; valid: {sorted(valid)}")
+        return dataclasses.replace(self, **overrides)
+
+
+class Objective:
+    """Losses take D's raw outputs (logits / critic values), shape (N, 1)."""
+
+    name: str = ""
+    defaults: Settings = Settings()
+
+    def __init__(self, **overrides):
+        self.settings = self.defaults.replace(**overrides)
+
+    def d_loss(self, d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def g_loss(self, d_fake: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def penalty(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor | None:
+        """An extra D loss term that needs D itself (the gradient penalty), or None."""
+        return None
+
+    @torch.no_grad()
+    def after_d_step(self, D: nn.Module) -> None:
+        """Constraint enforcement after each D update (weight clipping)."""
+
+    def optimizers(self, G: nn.Module, D: nn.Module, d_has_norm: bool):
+        s = self.settings
+        wd = s.d_weight_decay if d_has_norm else 0.0
+        if s.optimizer == "adam":
+            make = lambda params, lr, decay: torch.optim.Adam(params, lr=lr, betas=(s.beta1, s.beta2), weight_decay=decay)
+        elif s.optimizer == "rmsprop":
+            make = lambda params, lr, decay: torch.optim.RMSprop(params, lr=lr, weight_decay=decay)
+        else:
+            raise ValueError(f"optimizer: {s.optimizer!r} is not one of ['adam', 'rmsprop']")
+        return make(G.parameters(), s.lr_g, 0.0), make(D.parameters(), s.lr_d, wd)
+
+
+OBJECTIVES: dict[str, type[Objective]] = {}
+
+
+def register(cls: type[Objective]) -> type[Objective]:
+    OBJECTIVES[cls.name] = cls
+    return cls
+
+
+def get_objective(name: str, **overrides) -> Objective:
+    if name not in OBJECTIVES:
+        raise KeyError(f"unknown objective {name!r}; valid: {sorted(OBJECTIVES)}")
+    return OBJECTIVES[name](**overrides)

@@ -1,0 +1,35 @@
+"""The original GAN (Goodfellow et al. 2014) in its two generator forms."""
+from __future__ import annotations
+
+from torch.nn import functional as F
+
+from .base import Objective, Settings, register
+
+# DCGAN (Radford et al. 2016, section 4): Adam lr 2e-4, beta1 0.5; batch norm in D.
+DCGAN_SETTINGS = Settings(optimizer="adam", lr_g=2e-4, lr_d=2e-4, beta1=0.5, beta2=0.999,
+                          n_critic=1, d_norm="batch")
+
+
+@register
+class NonSaturatingGAN(Objective):
+    """G maximises log D(G(z)): the form everyone trains, with strong early gradients."""
+
+    name = "gan"
+    defaults = DCGAN_SETTINGS
+
+    def d_loss(self, d_real, d_fake):
+        # -log sigmoid(r) - log(1 - sigmoid(f)) == softplus(-r) + softplus(f)
+        return F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
+
+    def g_loss(self, d_fake):
+        return F.softplus(-d_fake).mean()
+
+
+@register
+class MinimaxGAN(NonSaturatingGAN):
+    """G minimises log(1 - D(G(z))): the game as written, which saturates early."""
+
+    name = "gan-minimax"
+
+    def g_loss(self, d_fake):
+        return -F.softplus(d_fake).mean()

@@ -1,0 +1,74 @@
+import pytest
+import torch
+from torch import nn
+
+from harness.nets import build_discriminator, build_generator, count_weight_layers
+from harness.nets.blocks import ScaledSoftplus, deal_round_robin
+from harness.space import DEPTHS, PRESETS, Arch
+
+
+@pytest.mark.parametrize("depth", DEPTHS)
+@pytest.mark.parametrize("channels", [1, 3])
+def test_dcgan_depth_counts_weight_layers(depth, channels):
+    arch = Arch(depth_g=depth, depth_d=depth, filters_g=32, filters_d=32)
+    G = build_generator(arch, (channels, 32, 32), z_dim=16)
+    D = build_discriminator(arch, (channels, 32, 32), "batch")
+    assert count_weight_layers(G) == depth and count_weight_layers(D) == depth
+    x = G(torch.randn(3, 16))
+    assert x.shape == (3, channels, 32, 32) and x.abs().max() <= 1
+    assert D(x).shape == (3, 1)
+
+
+def test_extra_depth_is_dealt_round_robin():
+    assert deal_round_robin(0) == [0, 0, 0]
+    assert deal_round_robin(4) == [2, 1, 1]
+    assert deal_round_robin(16) == [6, 5, 5]
+
+
+def test_norm_choices_reach_the_layers():
+    arch = Arch(norm_g=True, norm_d=True)
+    layer_d = build_discriminator(arch, (1, 32, 32), "layer")
+    assert any(isinstance(m, nn.GroupNorm) for m in layer_d.modules())
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in layer_d.modules())
+    off = build_discriminator(Arch(norm_d=False), (1, 32, 32), "batch")
+    assert not any(isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)) for m in off.modules())
+    g_off = build_generator(Arch(norm_g=False), (1, 32, 32), 8)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in g_off.modules())
+
+
+def test_spectral_norm_on_every_d_layer():
+    D = build_discriminator(Arch(depth_d=8), (1, 32, 32), "batch", spectral=True)
+    layers = [m for m in D.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    assert len(layers) == 8
+    assert all(hasattr(m, "parametrizations") and "weight" in m.parametrizations for m in layers)
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_presets_build_and_run(name):
+    arch = PRESETS[name]
+    G = build_generator(arch, (3, 32, 32), z_dim=16)
+    D = build_discriminator(arch, (3, 32, 32), "layer")
+    assert D(G(torch.randn(2, 16))).shape == (2, 1)
+
+
+def test_preset_shapes_match_the_paper():
+    mlp = build_generator(PRESETS["g-mlp512"], (1, 32, 32), 128)
+    widths = [m.out_features for m in mlp.modules() if isinstance(m, nn.Linear)]
+    assert widths == [512, 512, 512, 32 * 32]
+    res = build_generator(PRESETS["resnet101"], (1, 32, 32), 128)
+    assert count_weight_layers(res) == 100  # (101 - 2) // 2 = 49 blocks of 2 convs + in + out
+
+
+def test_mlp_for_2d_data_uses_the_factors():
+    arch = Arch(depth_g=4, depth_d=8, filters_g=128, filters_d=32, nonlin_g="tanh")
+    G = build_generator(arch, (2,), z_dim=2)
+    D = build_discriminator(arch, (2,), "layer")
+    assert count_weight_layers(G) == 4 and count_weight_layers(D) == 8
+    assert [m.out_features for m in G.modules() if isinstance(m, nn.Linear)][0] == 512
+    assert G(torch.randn(5, 2)).shape == (5, 2)
+
+
+def test_scaled_softplus_matches_its_definition():
+    x = torch.linspace(-3, 3, 7)
+    expected = torch.log1p(torch.exp(2 * x + 2)) / 2 - 1
+    assert torch.allclose(ScaledSoftplus()(x), expected, atol=1e-6)

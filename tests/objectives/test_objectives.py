@@ -1,0 +1,92 @@
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from harness.objectives import OBJECTIVES, get_objective
+from harness.objectives.wgan import gradient_penalty
+from harness.space import Arch
+from harness.train import build_step
+
+ARCHS = {
+    "deepest-widest": Arch(depth_g=20, depth_d=20, filters_g=128, filters_d=128),
+    "shallowest-narrowest": Arch(depth_g=4, depth_d=4, filters_g=32, filters_d=32),
+    "mixed-no-norm": Arch(nonlin_g="softplus", nonlin_d="tanh", depth_g=8, depth_d=12,
+                          norm_g=False, norm_d=False, filters_g=32, filters_d=64),
+}
+
+
+@pytest.mark.parametrize("arch_name", sorted(ARCHS))
+@pytest.mark.parametrize("name", sorted(OBJECTIVES))
+def test_one_training_step_changes_weights(name, arch_name):
+    torch.manual_seed(0)
+    step = build_step(ARCHS[arch_name], get_objective(name), (1, 32, 32), z_dim=16, device=torch.device("cpu"))
+    before_g = [p.detach().clone() for p in step.G.parameters()]
+    before_d = [p.detach().clone() for p in step.D.parameters()]
+    real = torch.rand(4, 1, 32, 32) * 2 - 1
+    loss_d = step.discriminator(real, torch.randn(4, 16))
+    loss_g = step.generator(torch.randn(4, 16))
+    assert math.isfinite(loss_d.item()) and math.isfinite(loss_g.item())
+    assert any(not torch.equal(a, b) for a, b in zip(before_g, step.G.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(before_d, step.D.parameters()))
+
+
+def test_losses_match_hand_computed_values():
+    r, f = torch.tensor([[2.0], [0.0]]), torch.tensor([[-1.0], [1.0]])
+    sp = lambda x: math.log1p(math.exp(x))
+    gan = get_objective("gan")
+    assert gan.d_loss(r, f).item() == pytest.approx((sp(-2) + sp(0)) / 2 + (sp(-1) + sp(1)) / 2)
+    assert gan.g_loss(f).item() == pytest.approx((sp(1) + sp(-1)) / 2)
+    assert get_objective("gan-minimax").g_loss(f).item() == pytest.approx(-(sp(-1) + sp(1)) / 2)
+    for name in ("wgan-clip", "wgan-gp"):
+        w = get_objective(name)
+        assert w.d_loss(r, f).item() == pytest.approx(0.0 - 1.0)
+        assert w.g_loss(f).item() == pytest.approx(0.0)
+    sn = get_objective("sngan")
+    assert sn.d_loss(r, f).item() == pytest.approx((0 + 1) / 2 + (0 + 2) / 2)
+    assert sn.g_loss(f).item() == pytest.approx(0.0)
+    ls = get_objective("lsgan")
+    assert ls.d_loss(r, f).item() == pytest.approx(0.5 * (1 + 1) / 2 + 0.5 * (1 + 1) / 2)
+    assert ls.g_loss(f).item() == pytest.approx(0.5 * (4 + 0) / 2)
+
+
+def test_gradient_penalty_of_a_linear_critic():
+    critic = nn.Linear(5, 1)
+    with torch.no_grad():
+        critic.weight.copy_(torch.tensor([[3.0, 0.0, 4.0, 0.0, 0.0]]))
+    real, fake = torch.randn(8, 5), torch.randn(8, 5)
+    assert gradient_penalty(critic, real, fake).item() == pytest.approx((5.0 - 1.0) ** 2)
+
+
+def test_clipping_keeps_every_d_weight_in_range():
+    torch.manual_seed(0)
+    step = build_step(Arch(filters_g=32, filters_d=32), get_objective("wgan-clip", lr_d=0.5),
+                      (1, 32, 32), 16, torch.device("cpu"))
+    step.discriminator(torch.rand(4, 1, 32, 32), torch.randn(4, 16))
+    c = step.objective.settings.clip
+    assert all(p.abs().max() <= c for p in step.D.parameters())
+    assert max(p.detach().abs().max().item() for p in step.D.parameters()) == pytest.approx(c)  # it did bind
+
+
+def test_spectral_norm_brings_largest_singular_value_to_one():
+    torch.manual_seed(0)
+    from torch.nn.utils.parametrizations import spectral_norm
+    layer = spectral_norm(nn.Linear(20, 30))
+    with torch.no_grad():
+        layer.parametrizations.weight.original.mul_(10)
+        for _ in range(30):  # power iteration runs once per training-mode forward
+            layer(torch.randn(2, 20))
+    assert torch.linalg.matrix_norm(layer.weight, ord=2).item() == pytest.approx(1.0, abs=0.02)
+
+
+def test_published_defaults_and_overrides():
+    assert get_objective("wgan-gp").settings.d_norm == "layer"
+    assert get_objective("wgan-gp").settings.n_critic == 5
+    assert get_objective("wgan-clip").settings.optimizer == "rmsprop"
+    assert get_objective("sngan").settings.spectral_norm
+    assert get_objective("gan", lr_d=1e-3).settings.lr_d == 1e-3
+    with pytest.raises(KeyError, match="valid"):
+        get_objective("gan", learning_rate=1e-3)
+    with pytest.raises(KeyError, match="wgan-gp"):
+        get_objective("wgan-gpp")

@@ -1,0 +1,55 @@
+"""The command line as a user meets it: real subprocesses, exit codes, messages."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def harness(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=600)
+
+
+def test_list_commands_name_the_registries():
+    out = harness("list", "objectives")
+    assert out.returncode == 0
+    for name in ("gan", "gan-minimax", "wgan-clip", "wgan-gp", "sngan", "lsgan"):
+        assert name in out.stdout
+    assert "ring8" in harness("list", "datasets").stdout
+    assert "fmnist-classifier" in harness("list", "evaluators").stdout
+    assert "resnet101" in harness("list", "presets").stdout
+
+
+def test_space_prints_one_json_line_per_architecture():
+    out = harness("space", "--sample", "4", "--seed", "1")
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert len(rows) == 4 and len({r["id"] for r in rows}) == 4
+    assert {"nonlin_g", "depth_d", "norm_g", "filters_d"} <= set(rows[0])
+
+
+@pytest.mark.parametrize("yaml_text,field", [
+    ("dataset: ring8\nobjectivs: [gan]\n", "objectivs"),
+    ("dataset: ring8\nobjectives: [gan, bigan]\n", "objectives[1]"),
+    ("dataset: ring8\nspace: {restrict: {depth_d: [7]}}\n", "space.restrict.depth_d"),
+    ("dataset: ring8\nbudget: {iterations: -1}\n", "budget.iterations"),
+    ("dataset: ring8\nthresholds: [one, two]\n", "thresholds[0]"),
+    ("dataset: svhn\n", "dataset"),
+    ("dataset: ring8\nspace: [\n", "experiment"),
+])
+def test_bad_experiment_exits_2_naming_the_field(tmp_path, yaml_text, field):
+    exp = tmp_path / "bad.yaml"
+    exp.write_text(yaml_text)
+    out = harness("train", str(exp), cwd=tmp_path)
+    assert out.returncode == 2, out.stderr
+    assert f"error: {field}:" in out.stderr
+    assert list(tmp_path.iterdir()) == [exp]  # nothing written
+
+
+def test_unknown_names_on_the_command_line_exit_2(tmp_path):
+    exp = tmp_path / "ok.yaml"
+    exp.write_text("dataset: ring8\nbudget: {iterations: 2}\n")
+    out = harness("train", str(exp), "--objective", "wgan-lp")
+    assert out.returncode == 2 and "valid" in out.stderr and "wgan-gp" in out.stderr
+    out = harness("train", str(exp), "--arch", "nonexistent")
+    assert out.returncode == 2 and "no architecture" in out.stderr
