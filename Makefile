@@ -4,7 +4,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 EXP    ?= experiments/quick.yaml
-NAME   ?= $(basename $(notdir $(EXP)))
+# the sweep name is the experiment's `name:` (read lazily, once the venv exists)
+NAME   ?= $(shell $(BIN)/python -c "from harness.config import load_experiment as l; print(l('$(EXP)').name)")
+ARGS   ?=
 export RAY_AUTH_MODE ?= disabled
 
 .PHONY: install data test sweep report ui bench clean
@@ -37,16 +39,16 @@ test: install
 	$(BIN)/python -m pytest
 
 sweep: install
-	$(BIN)/python -m harness sweep $(EXP)
+	$(BIN)/python -m harness sweep $(EXP) $(ARGS)
 
 report: install
 	$(BIN)/python -m harness report $(NAME)
 
 ui: install
-	$(BIN)/python -m harness ui
+	$(BIN)/python -m harness ui --host 127.0.0.1 --port 5000
 
 bench: install
-	$(BIN)/python -m harness bench
+	$(BIN)/python -m harness bench $(ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info

@@ -16,8 +16,11 @@ class UsageError(Exception):
 
 def _usage_errors():
     from .config import ConfigError
-    from .data import DatasetNotFound
-    return (UsageError, ConfigError, KeyError, DatasetNotFound)
+    from .data import DatasetNotFound, UnknownDataset
+    from .errors import UnknownName
+    from .evaluate.registry import EvaluatorUnavailable, UnknownEvaluator
+    return (UsageError, ConfigError, UnknownName, UnknownDataset, UnknownEvaluator, EvaluatorUnavailable,
+            DatasetNotFound)
 
 
 def cmd_list(args):
@@ -168,6 +171,5 @@ def main(argv=None) -> int:
     try:
         return args.func(args) or 0
     except _usage_errors() as err:
-        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"error: {msg}", file=sys.stderr)
+        print(f"error: {err}", file=sys.stderr)
         return 2

@@ -214,6 +214,11 @@ def validate(e: Experiment) -> Experiment:
             if key not in hints:
                 raise ConfigError(f"objective_overrides.{name}.{key}", f"unknown setting; valid: {sorted(hints)}")
             _check_type(value, hints[key], f"objective_overrides.{name}.{key}")
+        try:
+            OBJECTIVES[name](**overrides)
+        except ValueError as err:
+            bad = str(err).split(":")[0]
+            raise ConfigError(f"objective_overrides.{name}.{bad}", str(err).split(": ", 1)[-1]) from None
     if not e.seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in e.seeds):
         raise ConfigError("seeds", f"expected a non-empty list of integers, got {e.seeds!r}")
 

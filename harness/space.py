@@ -20,6 +20,7 @@ import itertools
 import json
 import random
 from dataclasses import dataclass, fields
+from .errors import UnknownName
 
 # Table 1 of the WGAN-GP paper. "softplus" is softplus(2x+2)/2 - 1.
 NONLINEARITIES = ("relu", "lrelu", "softplus", "tanh")
@@ -135,7 +136,7 @@ PRESETS: dict[str, Arch] = {
 
 def get_preset(name: str) -> Arch:
     if name not in PRESETS:
-        raise KeyError(f"unknown preset {name!r}; valid: {sorted(PRESETS)}")
+        raise UnknownName(f"unknown preset {name!r}; valid: {sorted(PRESETS)}")
     return PRESETS[name]
 
 
@@ -146,4 +147,4 @@ def resolve_arch(arch_id: str) -> Arch:
     for arch in list(PRESETS.values()) + enumerate_space():
         if arch.id == arch_id:
             return arch
-    raise KeyError(f"no architecture has id {arch_id!r}; list some with `python -m harness space --sample 5`")
+    raise UnknownName(f"no architecture has id {arch_id!r}; list some with `python -m harness space --sample 5`")

@@ -68,18 +68,20 @@ def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
 class RealData:
     """Real batches drawn by random index from a uint8 tensor resident on the device."""
 
-    def __init__(self, trial: Trial, device, generator, channels_last):
-        e = trial.experiment
-        self.spec = get_dataset_spec(e.dataset)
-        self.device, self.generator = device, generator
+    def __init__(self, spec, images, device, generator, channels_last=False):
+        self.spec, self.device, self.generator = spec, device, generator
         self.channels_last = channels_last
-        if self.spec.kind == "toy2d":
-            self.images = None
-            self.shape = (2,)
-        else:
+        self.images = None if images is None else images.to(device)
+        self.shape = (2,) if images is None else tuple(images.shape[1:])
+
+    @classmethod
+    def for_trial(cls, trial: Trial, device, generator, channels_last) -> "RealData":
+        e = trial.experiment
+        spec = get_dataset_spec(e.dataset)
+        images = None
+        if spec.kind != "toy2d":
             images, _ = load_images(e.dataset, "train", root=e.data.root, path=e.data.path, limit=e.data.limit)
-            self.images = images.to(device)
-            self.shape = tuple(images.shape[1:])
+        return cls(spec, images, device, generator, channels_last)
 
     def batch(self, n: int) -> torch.Tensor:
         if self.images is None:
@@ -199,7 +201,7 @@ def _train(trial: Trial, result: TrialResult, on_metrics, progress: bool, n_grid
 
     spec = get_dataset_spec(e.dataset)
     channels_last = device.type == "cuda" and spec.kind == "image"
-    data = RealData(trial, device, gen, channels_last)
+    data = RealData.for_trial(trial, device, gen, channels_last)
     z_dim = e.train.z_dim or (2 if spec.kind == "toy2d" else 128)
     objective = get_objective(trial.objective, **e.objective_overrides.get(trial.objective, {}))
     s = objective.settings
@@ -207,7 +209,8 @@ def _train(trial: Trial, result: TrialResult, on_metrics, progress: bool, n_grid
     G, D, autocast = step.G, step.D, step.autocast
     from .evaluate import make_evaluator  # late: the evaluators pull in torch-fidelity
     evaluator = make_evaluator(e.evaluator_name(), e.dataset, e.eval.n_samples, real_split=e.eval.real_split,
-                               device=str(device), weights_path=e.eval.weights_path)
+                               device=str(device), weights_path=e.eval.weights_path,
+                               data_root=e.data.root, data_path=e.data.path)
     result.headline = e.success_metric or evaluator.headline
 
     iterations, batch = e.budget.iterations, e.budget.batch_size
@@ -240,6 +243,12 @@ def _train(trial: Trial, result: TrialResult, on_metrics, progress: bool, n_grid
         result.history.append({"step": at, **metrics})
         on_metrics(at, {**metrics, "eval_time_s": dt})
 
+    schedulers = []
+    if s.lr_decay == "linear":
+        schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, lambda i: max(0.0, 1 - i / iterations))
+                      for opt in (step.opt_g, step.opt_d)]
+    elif s.lr_decay != "none":
+        raise ValueError(f"lr_decay: {s.lr_decay!r} is not one of ['none', 'linear']")
     grad_g = []
     eval_clock = 0.0
     train_start = time.perf_counter()
@@ -250,6 +259,8 @@ def _train(trial: Trial, result: TrialResult, on_metrics, progress: bool, n_grid
         grad_d = _grad_norm(D) if log_now else None
         loss_g = step.generator(torch.randn(batch, z_dim, device=device, generator=gen),
                                 before_update=(lambda: grad_g.append(_grad_norm(G))) if log_now else None)
+        for sched in schedulers:
+            sched.step()
         result.iterations = it
 
         loss_sum += torch.stack([loss_d.detach(), loss_g.detach()])

@@ -56,6 +56,8 @@ def test_space_modes():
     ({"objective_overrides": {"gan": {"lr": 1.0}}}, "objective_overrides.gan.lr"),
     ({"objective_overrides": {"gan": {"lr_d": "fast"}}}, "objective_overrides.gan.lr_d"),
     ({"space": {"n": 10000}}, "space.n"),
+    ({"objective_overrides": {"sngan": {"optimizer": "sgd"}}}, "objective_overrides.sngan.optimizer"),
+    ({"objective_overrides": {"wgan-gp": {"n_critic": 0}}}, "objective_overrides.wgan-gp.n_critic"),
     ({"budget": 5}, "budget"),
 ])
 def test_bad_values_name_the_field(data, field):

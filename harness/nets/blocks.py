@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch.nn import functional as F
+from ..errors import UnknownName
 
 
 class ScaledSoftplus(nn.Module):
@@ -35,7 +36,7 @@ NONLINEARITIES = {
 
 def nonlinearity(name: str) -> nn.Module:
     if name not in NONLINEARITIES:
-        raise KeyError(f"unknown nonlinearity {name!r}; valid: {sorted(NONLINEARITIES)}")
+        raise UnknownName(f"unknown nonlinearity {name!r}; valid: {sorted(NONLINEARITIES)}")
     return NONLINEARITIES[name]()
 
 
@@ -55,7 +56,7 @@ NORMS = {
 
 def norm_layer(kind: str | None, channels: int, spatial: bool = True) -> nn.Module:
     if kind not in NORMS:
-        raise KeyError(f"unknown norm {kind!r}; valid: {[k for k in NORMS if k]} or none")
+        raise UnknownName(f"unknown norm {kind!r}; valid: {[k for k in NORMS if k]} or none")
     return NORMS[kind](channels, spatial)
 
 

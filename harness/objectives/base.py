@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from ..errors import UnknownName
 
 
 @dataclass(frozen=True)
@@ -25,12 +26,23 @@ class Settings:
     clip: float = 0.0                # >0: clip every D parameter to [-clip, clip]
     gp_weight: float = 0.0           # >0: gradient penalty on interpolates
     d_weight_decay: float = 0.0      # applied to D only when D has a norm layer
+    lr_decay: str = "none"           # none | linear (to 0 over the budget, as WGAN-GP's CIFAR runs)
+
+    CHOICES = {"optimizer": ("adam", "rmsprop"), "d_norm": ("batch", "layer"), "lr_decay": ("none", "linear")}
+
+    def __post_init__(self):
+        for name, allowed in self.CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name}: {getattr(self, name)!r} is not one of {list(allowed)}")
+        for name in ("lr_g", "lr_d", "n_critic"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name}: must be > 0, got {getattr(self, name)}")
 
     def replace(self, **overrides) -> "Settings":
         valid = {f.name for f in dataclasses.fields(self)}
         unknown = set(overrides) - valid
         if unknown:
-            raise KeyError(f"unknown objective setting(s) {sorted(unknown)}; valid: {sorted(valid)}")
+            raise UnknownName(f"unknown objective setting(s) {sorted(unknown)}; valid: {sorted(valid)}")
         return dataclasses.replace(self, **overrides)
 
 
@@ -64,8 +76,8 @@ class Objective:
             make = lambda params, lr, decay: torch.optim.Adam(params, lr=lr, betas=(s.beta1, s.beta2), weight_decay=decay)
         elif s.optimizer == "rmsprop":
             make = lambda params, lr, decay: torch.optim.RMSprop(params, lr=lr, weight_decay=decay)
-        else:
-            raise ValueError(f"optimizer: {s.optimizer!r} is not one of ['adam', 'rmsprop']")
+        else:  # unreachable: Settings checks its choices
+            raise ValueError(f"optimizer: {s.optimizer!r}")
         return make(G.parameters(), s.lr_g, 0.0), make(D.parameters(), s.lr_d, wd)
 
 
@@ -79,5 +91,5 @@ def register(cls: type[Objective]) -> type[Objective]:
 
 def get_objective(name: str, **overrides) -> Objective:
     if name not in OBJECTIVES:
-        raise KeyError(f"unknown objective {name!r}; valid: {sorted(OBJECTIVES)}")
+        raise UnknownName(f"unknown objective {name!r}; valid: {sorted(OBJECTIVES)}")
     return OBJECTIVES[name](**overrides)

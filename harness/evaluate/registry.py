@@ -1,0 +1,91 @@
+"""Evaluators by name, one constructor signature for all (as stylegan2-ada's metric_main)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.data import get_dataset_spec
+from harness.evaluate.base import Evaluator
+from harness.errors import UnknownName
+
+EVALUATORS: dict[str, str] = {
+    "inception": "IS/FID/KID with torch-fidelity's inception-v3-compat (RGB; gray is repeated); "
+                 "offline needs weights_path",
+    "fmnist-classifier": "IS/FID/KID with the shipped Fashion-MNIST CNN (logits for IS, 128-d penultimate "
+                         "for FID/KID), plus class coverage",
+    "toy2d": "exact 2D-mixture metrics (VEEGAN/PacGAN): modes covered, high-quality share, reverse KL",
+}
+
+# torch-fidelity's release asset; load_state_dict_from_url looks in torch.hub's cache first
+INCEPTION_URL = ("https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
+                 "weights-inception-2015-12-05-6726825d.pth")
+
+
+class UnknownEvaluator(UnknownName, ValueError):
+    """An unknown evaluator name; the message lists the valid ones."""
+
+
+class EvaluatorUnavailable(RuntimeError):
+    """The evaluator exists but cannot run here (e.g. no Inception weights offline); says how to fix it."""
+
+
+def default_evaluator_for(dataset: str) -> str:
+    """toy2d for mixtures, the domain classifier for Fashion-MNIST, Inception otherwise."""
+    spec = get_dataset_spec(dataset)
+    if spec.kind == "toy2d":
+        return "toy2d"
+    return "fmnist-classifier" if dataset == "fashion_mnist" else "inception"
+
+
+def make_evaluator(name: str, dataset: str, n_samples: int, real_split: str = "train", device="cpu",
+                   weights_path=None, cache_dir=None, data_root=None, data_path=None,
+                   kid_subsets: int | None = None) -> Evaluator:
+    """Build an evaluator; data_root/data_path are passed to data.load_images for the real images;
+    kid_subsets=None keeps fidelity.KID_SUBSETS."""
+    if name not in EVALUATORS:
+        raise UnknownEvaluator(f"unknown evaluator {name!r}; valid names: {', '.join(EVALUATORS)}")
+    if name == "toy2d":
+        from harness.evaluate.toy2d import Toy2DEvaluator
+
+        return Toy2DEvaluator(dataset, n_samples)
+    from harness.evaluate.fidelity import KID_SUBSETS, Extractor, FidelityEvaluator
+
+    if name == "fmnist-classifier":
+        from harness.evaluate.classifier import CLASSIFIER_DATASETS, default_weights_path, ensure_registered
+
+        if dataset not in CLASSIFIER_DATASETS:
+            raise ValueError(f"evaluator 'fmnist-classifier' measures {', '.join(CLASSIFIER_DATASETS)}, "
+                             f"not {dataset!r}; use {default_evaluator_for(dataset)!r}")
+        weights = Path(weights_path) if weights_path is not None else default_weights_path(dataset)
+        if not weights.exists():
+            raise EvaluatorUnavailable(f"classifier weights {weights} not found; run "
+                                       f"`python -m harness evaluator train {dataset}` or set weights_path")
+        ext = Extractor("fmnistclf", ensure_registered(), "logits", "penultimate", n_classes=10, rgb=False,
+                        batch_size=500)
+    else:  # inception
+        weights = _inception_weights(weights_path)
+        ext = Extractor("inception", "inception-v3-compat", "logits_unbiased", "2048",
+                        n_classes=1000,  # 1008 outputs, the last 8 unused by ImageNet
+                        rgb=True, batch_size=64)
+    return FidelityEvaluator(name, ext, dataset, n_samples, real_split, device, weights, cache_dir,
+                             data_root, data_path, kid_subsets or KID_SUBSETS)
+
+
+def _inception_weights(weights_path) -> Path:
+    """Resolve a local copy of the Inception weights now, so a missing file fails before training."""
+    import torch
+
+    fix = (f"set the evaluator's weights_path to a local copy of {INCEPTION_URL.rsplit('/', 1)[1]} "
+           f"(download it from {INCEPTION_URL} on a machine with internet access), or use "
+           "evaluator 'fmnist-classifier' for Fashion-MNIST")
+    if weights_path is not None:
+        p = Path(weights_path).expanduser()
+        if not p.is_file():
+            raise EvaluatorUnavailable(f"Inception weights_path {p} is not a file; {fix}")
+        return p
+    try:
+        torch.hub.load_state_dict_from_url(INCEPTION_URL, map_location="cpu", progress=False)
+    except Exception as e:
+        raise EvaluatorUnavailable(f"cannot get torch-fidelity's Inception weights ({type(e).__name__}: {e}); "
+                                   f"{fix}") from e
+    return Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_URL.rsplit("/", 1)[1]

@@ -1,0 +1,93 @@
+"""Shared fixtures: an isolated project directory, experiment files, the CLI as a subprocess."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """A scratch project directory as cwd, with its own sqlite MLflow store and a 2-CPU Ray."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("HARNESS_RAY_NUM_CPUS", "2")
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
+    return tmp_path
+
+
+@pytest.fixture
+def write_experiment(tmp_path):
+    """write_experiment(name, **settings) -> path of a YAML experiment file in the scratch dir."""
+    def write(name: str, **settings) -> Path:
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump({"name": name, **settings}, sort_keys=False))
+        return path
+    return write
+
+
+def harness_cmd(*args) -> list[str]:
+    return [sys.executable, "-m", "harness", *map(str, args)]
+
+
+def run_harness(*args, timeout=600, **kw) -> subprocess.CompletedProcess:
+    """The CLI in a subprocess (cwd and environment from the `project` fixture)."""
+    return subprocess.run(harness_cmd(*args), capture_output=True, text=True, timeout=timeout, **kw)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def kill_session(sid: int, sig) -> None:
+    """Signal every process still in session `sid` (a process group this test started)."""
+    out = subprocess.run(["ps", "-eo", "pid=,sid="], capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        pid, s = (int(x) for x in line.split())
+        if s == sid and pid != os.getpid():
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+
+
+@pytest.fixture
+def tiny_fmnist() -> dict:
+    """2 architectures x 2 objectives on 256 Fashion-MNIST images, a few iterations each."""
+    return {
+        "dataset": "fashion_mnist",
+        "data": {"limit": 256},
+        "space": {"mode": "sample", "n": 2, "seed": 0,
+                  "restrict": {"depth_g": [4], "depth_d": [4], "filters_g": [32], "filters_d": [32]}},
+        "objectives": ["gan", "wgan-gp"],
+        "budget": {"iterations": 8, "batch_size": 16},
+        "eval": {"evaluator": "fmnist-classifier", "n_samples": 100},
+        "thresholds": [1.0, 1.1, 1.5, 2.0],
+        "resources": {"cpus_per_trial": 1, "max_failures": 1},
+    }
+
+
+@pytest.fixture
+def tiny_toy2d() -> dict:
+    """2 architectures x 2 objectives on the 8-Gaussian ring, a few seconds per trial."""
+    return {
+        "dataset": "ring8",
+        "space": {"mode": "sample", "n": 2, "seed": 0,
+                  "restrict": {"depth_g": [4], "depth_d": [4], "filters_g": [32], "filters_d": [32]}},
+        "objectives": ["gan", "wgan-gp"],
+        "budget": {"iterations": 80, "batch_size": 64},
+        "eval": {"evaluator": "toy2d", "n_samples": 500},
+        "thresholds": [1.0, 2.0, 4.0],
+        "resources": {"cpus_per_trial": 1, "max_failures": 1},
+    }
