@@ -2,7 +2,7 @@
 
 One Tune trial per (architecture, objective, seed). The same experiment file runs
 anywhere: a machine without GPUs runs one trial per `cpus_per_trial` cores; with GPUs
-each trial asks for 1 / `trialsper_gpu` of one; with RAY_ADDRESS set the sweep joins
+each trial asks for 1 / `trials_per_gpu` of one; with RAY_ADDRESS set the sweep joins
 that Ray cluster instead of starting one.
 
 Failure policy: a trial that raises is retried `max_failures` times by Tune, then recorded
@@ -258,14 +258,45 @@ def _start_ray():
 
 
 def trial_resources(exp: Experiment, cluster: dict) -> dict:
-    """CPU-only: cpus_per_trial cores; with GPUs (and device not cpu): also 1/trialsper_gpu GPU."""
+    """CPU-only: cpus_per_trial cores; with GPUs (and device not cpu): also 1/trials_per_gpu GPU."""
     res = {"cpu": exp.resources.cpus_per_trial}
     if cluster.get("GPU", 0) > 0 and exp.train.device != "cpu":
-        res["gpu"] = 1.0 / exp.resources.trialsper_gpu
+        res["gpu"] = 1.0 / exp.resources.trials_per_gpu
     if res["cpu"] > cluster.get("CPU", 0):
         raise _usage(f"resources.cpus_per_trial: {res['cpu']} is more than the {cluster.get('CPU', 0):g} "
                      "CPUs of the Ray cluster")
     return res
+
+
+def gpu_memory_bytes() -> int | None:
+    """Memory of one GPU: HARNESS_GPU_MEMORY_GB (a cluster's workers), else this machine's GPU 0."""
+    if os.environ.get("HARNESS_GPU_MEMORY_GB"):
+        return int(float(os.environ["HARNESS_GPU_MEMORY_GB"]) * 2**30)
+    import torch
+    return torch.cuda.get_device_properties(0).total_memory if torch.cuda.is_available() else None
+
+
+def trial_gpu_shares(exp: Experiment, trials: list[Trial], gpu_bytes: int | None) -> dict[str, float]:
+    """Each trial's GPU fraction: 1/trials_per_gpu unless its memory estimate needs more."""
+    from .data import get_dataset_spec
+    from .objectives import get_objective
+    from .packing import estimate_trial_bytes, gpu_share
+    base = 1.0 / exp.resources.trials_per_gpu
+    if gpu_bytes is None:
+        return {t.id: base for t in trials}
+    spec = get_dataset_spec(exp.dataset)
+    shape = (2,) if spec.kind == "toy2d" else (spec.channels, 32, 32)
+    z_dim = exp.train.z_dim or (2 if spec.kind == "toy2d" else 128)
+    cache: dict[tuple, float] = {}
+    shares = {}
+    for t in trials:
+        d_norm = get_objective(t.objective, **exp.objective_overrides.get(t.objective, {})).settings.d_norm
+        key = (t.arch, d_norm)
+        if key not in cache:
+            need = estimate_trial_bytes(t.arch, shape, exp.budget.batch_size, z_dim, d_norm)
+            cache[key] = gpu_share(need, gpu_bytes, exp.resources.trials_per_gpu)
+        shares[t.id] = cache[key]
+    return shares
 
 
 # ---- the sweep -----------------------------------------------------------------------
@@ -337,6 +368,12 @@ def _fit(exp: Experiment, exp_dict: dict, todo: list[Trial], runs, label: str, s
     try:
         from ray import tune
         resources = trial_resources(exp, ray.cluster_resources())
+        if "gpu" in resources:   # memory-aware packing: big trials ask for a bigger share
+            from ray.tune import PlacementGroupFactory
+            shares = trial_gpu_shares(exp, todo, gpu_memory_bytes())
+            cpus = resources["cpu"]
+            resources = lambda config: PlacementGroupFactory(   # noqa: E731
+                [{"CPU": cpus, "GPU": shares[config["trial"]["trial_id"]]}])
         recorder, progress = _callbacks({t.id: t for t in todo}, runs, label, len(todo))
         trainable = tune.with_resources(tune.with_parameters(run_one, experiment=exp_dict), resources)
         storage = os.environ.get("HARNESS_RAY_STORAGE") or str(Path.cwd() / ".ray_results")

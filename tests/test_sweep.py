@@ -159,3 +159,23 @@ def test_kill_then_resume_runs_every_trial_exactly_once(project, write_experimen
     Path(path).write_text(yaml.safe_dump(changed))
     r = run_harness("sweep", path, "--resume")
     assert r.returncode == 2 and "budget.iterations: 80 -> 999" in r.stderr, r.stderr
+
+
+def test_gpu_resources_and_memory_aware_packing():
+    """What a GPU machine would ask Ray for, computed without one."""
+    from harness.config import from_dict
+    from harness.packing import estimate_trial_bytes, gpu_share
+    from harness.space import Arch
+    from harness.sweep import trial_gpu_shares, trial_resources
+
+    exp = from_dict({"space": {"n": 2}, "resources": {"trials_per_gpu": 8, "cpus_per_trial": 2}})
+    assert trial_resources(exp, {"CPU": 16, "GPU": 1}) == {"cpu": 2, "gpu": 1 / 8}
+    assert trial_resources(exp, {"CPU": 16}) == {"cpu": 2}
+    small = estimate_trial_bytes(Arch(depth_g=4, depth_d=4, filters_g=32, filters_d=32), (1, 32, 32), 64)
+    big = estimate_trial_bytes(Arch(depth_g=20, depth_d=20, filters_g=128, filters_d=128), (1, 32, 32), 64)
+    assert big > 2 * small
+    assert gpu_share(small, 80 * 2**30, 8) == 1 / 8           # eight small trials fit an 80 GB GPU
+    assert gpu_share(big, 4 * 2**30, 8) > 1 / 8               # a big one on a 4 GB GPU asks for more
+    assert gpu_share(10 * 2**30, 4 * 2**30, 8) == 1.0         # never more than the whole GPU
+    shares = trial_gpu_shares(exp, exp.trials(), None)
+    assert set(shares.values()) == {1 / 8}
