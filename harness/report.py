@@ -382,7 +382,8 @@ def build_report(name: str, out_root: str | Path = "results") -> Path:
           f"evaluator {df['evaluator'].iloc[0] if 'evaluator' in df and len(df) else exp['eval']['evaluator']} "
           f"with {exp['eval']['n_samples']} samples. Trials recorded: {len(df)}. Sweep runs (shards): {shards}.")
     first = parent_runs[0].data.tags
-    doc.p(f"Command: {first.get('command', '?')}. Hardware: {first.get('hardware', '?')}.")
+    doc.p(f"Command: {first.get('command', '?')}. Hardware: {first.get('hardware', '?')}. "
+          f"Versions: {first.get('versions', '?')}.")
     doc.p(f"Success at threshold t: status ok and {metric} > t. Diverged, collapsed and failed trials "
           "never succeed. Pairs are matched by (architecture id, seed).")
     if df.empty:

@@ -363,7 +363,20 @@ def run_sweep(experiment_path: str | Path, name: str | None = None, resume: bool
     return 0 if status == "FINISHED" else 1
 
 
+def longest_first(exp: Experiment, trials: list[Trial]) -> list[Trial]:
+    """Costliest trials first (D steps per iteration x network size), so that the last
+    trials of a sweep are short and no core idles while one long trial finishes."""
+    from .objectives import get_objective
+
+    def cost(t: Trial) -> float:
+        n_critic = get_objective(t.objective, **exp.objective_overrides.get(t.objective, {})).settings.n_critic
+        a = t.arch
+        return (n_critic + 1) * (a.depth_g * a.filters_g ** 2 + a.depth_d * a.filters_d ** 2)
+    return sorted(trials, key=cost, reverse=True)   # stable: ties keep experiment order
+
+
 def _fit(exp: Experiment, exp_dict: dict, todo: list[Trial], runs, label: str, sweep: str, shard_label: str):
+    todo = longest_first(exp, todo)
     ray = _start_ray()
     try:
         from ray import tune

@@ -132,12 +132,25 @@ def hardware() -> str:
     return text
 
 
+def versions() -> str:
+    """The versions a result depends on, for the report beside its figures."""
+    from importlib.metadata import PackageNotFoundError, version
+    import platform
+    parts = [f"python {platform.python_version()}"]
+    for pkg in ("torch", "torchvision", "torch-fidelity", "ray", "mlflow", "pandas"):
+        try:
+            parts.append(f"{pkg} {version(pkg)}")
+        except PackageNotFoundError:
+            pass
+    return ", ".join(parts)
+
+
 def start_parent(client, exp_id: str, sweep: str, shard: str, experiment: dict, n_trials: int,
                  experiment_file: str) -> str:
     run = client.create_run(exp_id, run_name=sweep if shard == "1/1" else f"{sweep} shard {shard}",
                             tags={"role": "parent", "sweep": sweep, "shard": shard,
                                   "command": " ".join(["python -m harness"] + sys.argv[1:]),
-                                  "hardware": hardware(), "experiment_file": experiment_file})
+                                  "hardware": hardware(), "versions": versions(), "experiment_file": experiment_file})
     rid = run.info.run_id
     log_params(client, rid, {"dataset": experiment["dataset"], "objectives": experiment["objectives"],
                              "thresholds": experiment["thresholds"], "success_metric": experiment["success_metric"],

@@ -73,6 +73,8 @@ class RealData:
         self.channels_last = channels_last
         self.images = None if images is None else images.to(device)
         self.shape = (2,) if images is None else tuple(images.shape[1:])
+        # the mixtures are sampled on the CPU (identical on every device) with a CPU generator
+        self.cpu_generator = torch.Generator().manual_seed(generator.initial_seed()) if images is None else None
 
     @classmethod
     def for_trial(cls, trial: Trial, device, generator, channels_last) -> "RealData":
@@ -85,7 +87,7 @@ class RealData:
 
     def batch(self, n: int) -> torch.Tensor:
         if self.images is None:
-            return sample_mixture(self.spec.name, n, self.generator, device=self.device)
+            return sample_mixture(self.spec.name, n, self.cpu_generator, device=self.device)
         idx = torch.randint(len(self.images), (n,), device=self.device, generator=self.generator)
         x = to_unit_range(self.images[idx], self.device)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x

@@ -179,3 +179,13 @@ def test_gpu_resources_and_memory_aware_packing():
     assert gpu_share(10 * 2**30, 4 * 2**30, 8) == 1.0         # never more than the whole GPU
     shares = trial_gpu_shares(exp, exp.trials(), None)
     assert set(shares.values()) == {1 / 8}
+
+
+def test_costly_trials_are_scheduled_first():
+    from harness.config import from_dict
+    from harness.sweep import longest_first
+    same_size = {"depth_g": [4], "depth_d": [4], "filters_g": [32], "filters_d": [32]}
+    exp = from_dict({"dataset": "ring8", "space": {"n": 3, "restrict": same_size}, "objectives": ["gan", "wgan-gp"]})
+    order = longest_first(exp, exp.trials())
+    assert sorted(t.id for t in order) == sorted(t.id for t in exp.trials())
+    assert [t.objective for t in order[:3]] == ["wgan-gp"] * 3     # 5 critic steps per iteration
