@@ -91,3 +91,11 @@ def tiny_toy2d() -> dict:
         "thresholds": [1.0, 2.0, 4.0],
         "resources": {"cpus_per_trial": 1, "max_failures": 1},
     }
+
+
+@pytest.fixture(scope="session")
+def fmnist_test():
+    """Fashion-MNIST's test split. `make test` installs the data, so a missing copy is a
+    failure here, not a skip."""
+    from harness.data import load_images
+    return load_images("fashion_mnist", "test")

@@ -18,14 +18,6 @@ from harness.data import (
 )
 
 
-@pytest.fixture(scope="module")
-def fmnist_test():
-    try:
-        return load_images("fashion_mnist", "test")
-    except DatasetNotFound as e:
-        pytest.skip(str(e))
-
-
 def test_registry_names_and_kinds():
     assert set(DATASETS) == {"fashion_mnist", "mnist", "cifar10", "imagenet32", "ring8", "grid25"}
     assert get_dataset_spec("fashion_mnist").channels == 1

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from harness.data import DatasetNotFound, load_images, to_unit_range
+from harness.data import to_unit_range
 from harness.evaluate import make_evaluator
 from harness.evaluate import fidelity
 from harness.evaluate.classifier import default_weights_path, load_classifier
@@ -13,14 +13,6 @@ from harness.evaluate.train_classifier import classifier_accuracy
 
 N = 1000
 WEIGHTS = default_weights_path("fashion_mnist")
-
-
-@pytest.fixture(scope="module")
-def test_split():
-    try:
-        return load_images("fashion_mnist", "test")
-    except DatasetNotFound as e:
-        pytest.skip(str(e))
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +43,8 @@ def test_shipped_files():
     assert torch.load(WEIGHTS, weights_only=True)  # plain tensors only
 
 
-def test_accuracy_on_test_split(test_split):
-    acc = classifier_accuracy(load_classifier(), *test_split)
+def test_accuracy_on_test_split(fmnist_test):
+    acc = classifier_accuracy(load_classifier(), *fmnist_test)
     assert acc >= 0.90
     shipped = json.loads(WEIGHTS.with_suffix(".json").read_text())["test_accuracy"]
     assert acc == pytest.approx(shipped, abs=0.002)
@@ -65,8 +57,8 @@ def test_metric_names_carry_protocol(tmp_path):
     assert make_evaluator("fmnist-classifier", "fashion_mnist", 5000, cache_dir=tmp_path).headline == "is5k_fmnistclf"
 
 
-def test_real_test_set_scores_well(evaluator, test_split):
-    m = evaluator.evaluate(from_tensor(test_split[0][:N]))
+def test_real_test_set_scores_well(evaluator, fmnist_test):
+    m = evaluator.evaluate(from_tensor(fmnist_test[0][:N]))
     assert set(m) == {"is1k_fmnistclf", "is1k_fmnistclf_std", "fid1k_train_fmnistclf", "kid1k_train_fmnistclf",
                       "kid1k_train_fmnistclf_std", "classes_covered", "classes_covered_real"}
     assert m["classes_covered"] == 10 and m["classes_covered_real"] == 10
@@ -74,8 +66,8 @@ def test_real_test_set_scores_well(evaluator, test_split):
     assert m["is1k_fmnistclf"] > 6
 
 
-def test_single_class_scores_badly(evaluator, test_split):
-    x, y = test_split
+def test_single_class_scores_badly(evaluator, fmnist_test):
+    x, y = fmnist_test
     real = evaluator.evaluate(from_tensor(x[:N]))
     one = evaluator.evaluate(from_tensor(x[y == 7][:N]))
     assert one["is1k_fmnistclf"] < 1.5 < 4 * 1.5 < real["is1k_fmnistclf"]
@@ -83,16 +75,16 @@ def test_single_class_scores_badly(evaluator, test_split):
     assert one["fid1k_train_fmnistclf"] > 5 * real["fid1k_train_fmnistclf"]
 
 
-def test_fid_real_far_below_noise(evaluator, test_split):
-    real = evaluator.evaluate(from_tensor(test_split[0][:N]))
+def test_fid_real_far_below_noise(evaluator, fmnist_test):
+    real = evaluator.evaluate(from_tensor(fmnist_test[0][:N]))
     g = torch.Generator().manual_seed(0)
     noise = evaluator.evaluate(lambda n: torch.rand(n, 1, 32, 32, generator=g) * 2 - 1)
     assert real["fid1k_train_fmnistclf"] < 0.05 * noise["fid1k_train_fmnistclf"]
     assert real["kid1k_train_fmnistclf"] < 0.05 * noise["kid1k_train_fmnistclf"]
 
 
-def test_real_features_cached_and_temp_entries_removed(evaluator, test_split, monkeypatch):
-    evaluator.evaluate(from_tensor(test_split[0][:N]))
+def test_real_features_cached_and_temp_entries_removed(evaluator, fmnist_test, monkeypatch):
+    evaluator.evaluate(from_tensor(fmnist_test[0][:N]))
     files = sorted(p.name for p in evaluator.cache_root.iterdir())
     assert files and all(f.startswith(evaluator.real_name) for f in files)
 
@@ -101,7 +93,7 @@ def test_real_features_cached_and_temp_entries_removed(evaluator, test_split, mo
 
     monkeypatch.setattr(fidelity, "load_images", no_loading)
     again = make_evaluator("fmnist-classifier", "fashion_mnist", N, cache_dir=evaluator.cache_root.parent)
-    m = again.evaluate(from_tensor(test_split[0][:N]))
+    m = again.evaluate(from_tensor(fmnist_test[0][:N]))
     assert m["classes_covered_real"] == 10
 
 
