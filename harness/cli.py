@@ -57,16 +57,17 @@ def cmd_train(args):
     from .space import resolve_arch
     from .train import run_trial
     exp = load_experiment(args.experiment)
-    if args.iterations:
+    if args.iterations is not None:
+        if args.iterations <= 0:
+            raise UsageError(f"--iterations: must be > 0, got {args.iterations}")
         exp.budget.iterations = args.iterations
     if args.device:
         exp.train.device = args.device
-    if args.objective not in exp.objectives and args.objective is not None:
-        from .objectives import get_objective
-        get_objective(args.objective)  # raises with the valid names if unknown
-    archs = exp.archs()
-    arch = resolve_arch(args.arch) if args.arch else archs[0]
-    trial = Trial(exp, arch, args.objective or exp.objectives[0], args.seed)
+    from .objectives import get_objective
+    objective = args.objective or exp.objectives[0]
+    get_objective(objective)  # an unknown name stops here, listing the valid ones
+    arch = resolve_arch(args.arch) if args.arch else exp.archs()[0]
+    trial = Trial(exp, arch, objective, args.seed)
     print(f"trial {trial.id}: {arch.describe()} / {trial.objective} / seed {trial.seed} on {exp.dataset}, "
           f"{exp.budget.iterations} generator iterations", file=sys.stderr)
     result = run_trial(trial, progress=True)

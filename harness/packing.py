@@ -22,7 +22,7 @@ from torch import nn
 from .nets import build_discriminator, build_generator
 from .space import Arch
 
-CUDA_CONTEXT_BYTES = 600 * 2**20   # per process, measured in practice as 0.5-0.7 GiB
+CUDA_CONTEXT_BYTES = 600 * 2**20   # per process: a typical figure for recent CUDA, not measured here
 USABLE_SHARE = 0.9                 # leave headroom for the allocator's fragmentation
 
 

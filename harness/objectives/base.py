@@ -72,12 +72,11 @@ class Objective:
     def optimizers(self, G: nn.Module, D: nn.Module, d_has_norm: bool):
         s = self.settings
         wd = s.d_weight_decay if d_has_norm else 0.0
-        if s.optimizer == "adam":
-            make = lambda params, lr, decay: torch.optim.Adam(params, lr=lr, betas=(s.beta1, s.beta2), weight_decay=decay)
-        elif s.optimizer == "rmsprop":
-            make = lambda params, lr, decay: torch.optim.RMSprop(params, lr=lr, weight_decay=decay)
-        else:  # unreachable: Settings checks its choices
-            raise ValueError(f"optimizer: {s.optimizer!r}")
+        make = {  # Settings has already checked the name
+            "adam": lambda params, lr, decay: torch.optim.Adam(params, lr=lr, betas=(s.beta1, s.beta2),
+                                                               weight_decay=decay),
+            "rmsprop": lambda params, lr, decay: torch.optim.RMSprop(params, lr=lr, weight_decay=decay),
+        }[s.optimizer]
         return make(G.parameters(), s.lr_g, 0.0), make(D.parameters(), s.lr_d, wd)
 
 
