@@ -1,7 +1,9 @@
 """One entry point: python -m harness {list,space,train,evaluator,sweep,report,ui,bench}.
 
-Bad input (an unknown name, a malformed experiment file, a missing dataset) exits with
-status 2 and a message naming the offending field; nothing is trained or logged.
+Argument parsing and dispatch only. Bad input (an unknown name, a malformed experiment
+file, a missing dataset) is an `errors.UserError`: it exits with status 2 and a message
+naming the offending field, and nothing is trained or logged. Commands import their
+modules when they run, so `list` does not start Ray and `train` does not load MLflow.
 """
 from __future__ import annotations
 
@@ -9,18 +11,7 @@ import argparse
 import json
 import sys
 
-
-class UsageError(Exception):
-    """Anything the user can fix by changing the command or the experiment file."""
-
-
-def _usage_errors():
-    from .config import ConfigError
-    from .data import DatasetNotFound, UnknownDataset
-    from .errors import UnknownName
-    from .evaluate.registry import EvaluatorUnavailable, UnknownEvaluator
-    return (UsageError, ConfigError, UnknownName, UnknownDataset, UnknownEvaluator, EvaluatorUnavailable,
-            DatasetNotFound)
+from .errors import UsageError, UserError
 
 
 def cmd_list(args):
@@ -47,15 +38,17 @@ def cmd_list(args):
 
 def cmd_space(args):
     from .space import enumerate_space, sample_space
-    archs = enumerate_space() if args.all else sample_space(args.sample, args.seed)
-    for arch in archs:
+    for arch in enumerate_space() if args.all else sample_space(args.sample, args.seed):
         print(json.dumps({"id": arch.id, **arch.to_dict()}))
 
 
 def cmd_train(args):
-    from .config import Trial, load_experiment
+    from .config import load_experiment
+    from .objectives import get_objective
+    from .record import FAILED
     from .space import resolve_arch
     from .train import run_trial
+    from .trial import Trial
     exp = load_experiment(args.experiment)
     if args.iterations is not None:
         if args.iterations <= 0:
@@ -63,48 +56,44 @@ def cmd_train(args):
         exp.budget.iterations = args.iterations
     if args.device:
         exp.train.device = args.device
-    from .objectives import get_objective
     objective = args.objective or exp.objectives[0]
     get_objective(objective)  # an unknown name stops here, listing the valid ones
-    arch = resolve_arch(args.arch) if args.arch else exp.archs()[0]
-    trial = Trial(exp, arch, objective, args.seed)
-    print(f"trial {trial.id}: {arch.describe()} / {trial.objective} / seed {trial.seed} on {exp.dataset}, "
+    trial = Trial(exp, resolve_arch(args.arch) if args.arch else exp.archs()[0], objective, args.seed)
+    print(f"trial {trial.id}: {trial.arch.describe()} / {trial.objective} / seed {trial.seed} on {exp.dataset}, "
           f"{exp.budget.iterations} generator iterations", file=sys.stderr)
-    result = run_trial(trial, progress=True)
-    summary = {"trial_id": result.trial_id, "status": result.status, "iterations": result.iterations,
-               "its_per_s": round(result.its_per_s, 2), "train_time_s": round(result.train_time_s, 1),
-               "eval_time_s": round(result.eval_time_s, 1), "headline": result.headline, **result.metrics}
-    if result.error:
-        summary["error"] = result.error.splitlines()[0]
+    record = run_trial(trial, progress=True)
+    summary = {"trial_id": record.trial_id, "status": record.status, "iterations": record.iterations,
+               **{k: round(v, 2) for k, v in record.summary().items()}, "headline": record.headline,
+               **record.metrics}
+    if record.error:
+        summary["error"] = record.error.splitlines()[0]
     print(json.dumps(summary, indent=2))
-    if args.samples and result.samples is not None:
+    if args.samples and record.samples is not None:
         from .plots import save_samples
-        save_samples(result.samples, args.samples)
+        save_samples(record.samples, args.samples)
         print(f"samples written to {args.samples}", file=sys.stderr)
-    return 0 if result.status != "failed" else 1
+    return 0 if record.status != FAILED else 1
 
 
 def cmd_evaluator(args):
     from .evaluate import check_classifier, train_classifier
-    if args.dataset != "fashion_mnist":
-        raise UsageError(f"dataset: only fashion_mnist has a shipped classifier, got {args.dataset!r}")
-    figures = train_classifier(args.dataset, seed=args.seed) if args.action == "train" else check_classifier(args.dataset)
+    figures = train_classifier(args.dataset, seed=args.seed) if args.action == "train" else \
+        check_classifier(args.dataset)
     print(json.dumps(figures, indent=2))
 
 
 def cmd_sweep(args):
-    from .sweep import run_sweep
+    from .study.sweep.driver import run_sweep
     return run_sweep(args.experiment, name=args.name, resume=args.resume, shard=args.shard)
 
 
 def cmd_report(args):
-    from .report import build_report
-    path = build_report(args.name, out_root=args.out)
-    print(f"report written to {path}")
+    from .study.report.build import build_report
+    print(f"report written to {build_report(args.name, out_root=args.out)}")
 
 
 def cmd_ui(args):
-    from .tracking import launch_ui
+    from .study.ui import launch_ui
     return launch_ui(host=args.host, port=args.port)
 
 
@@ -171,6 +160,6 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args) or 0
-    except _usage_errors() as err:
+    except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

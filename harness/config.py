@@ -1,8 +1,11 @@
 """Experiment files: schema with defaults in code, YAML loading, field-named errors.
 
-An experiment file overrides only what it changes; every key it names must exist in
-the schema below, and every value is checked, so a typo stops the run before anything
-is trained or logged (StudioGAN's config habit).
+An experiment file overrides only what it changes; every key it names must exist in the
+schema below (StudioGAN's config habit). `validate` checks every value that can be checked
+without touching the data, the evaluator's weights or a Ray cluster; those three are
+checked before a sweep writes anything, by `study.sweep.driver.check_inputs` and by the
+cluster check in the driver. A trial's derived views (its objective with overrides, z_dim,
+data shape, evaluator) live in trial.py, decided there once.
 """
 from __future__ import annotations
 
@@ -14,16 +17,9 @@ from pathlib import Path
 import yaml
 
 from . import space as space_mod
+from .errors import ConfigError
 
 PAPER_THRESHOLDS = [1.0 + 0.5 * i for i in range(17)]  # WGAN-GP appendix: 1.0 ... 9.0
-
-
-class ConfigError(ValueError):
-    """A bad experiment: `field` is the dotted path of the offending key."""
-
-    def __init__(self, field: str, message: str):
-        self.field = field
-        super().__init__(f"{field}: {message}")
 
 
 @dataclass
@@ -51,7 +47,7 @@ class BudgetConfig:
 
 @dataclass
 class EvalConfig:
-    evaluator: str = "auto"       # auto: toy2d for 2D, fmnist-classifier for grayscale, inception for RGB
+    evaluator: str = "auto"       # auto: evaluate.registry.default_evaluator_for(dataset)
     n_samples: int = 5000
     every: int = 0                # evaluate every N generator iterations as well; 0 = at the end only
     real_split: str = "train"
@@ -60,7 +56,7 @@ class EvalConfig:
 
 @dataclass
 class TrainConfig:
-    z_dim: int | None = None      # None: 128 for images, 2 for the 2D mixtures
+    z_dim: int | None = None      # None: trial.default_z_dim (128 for images, 2 for the 2D mixtures)
     device: str = "auto"          # auto | cpu | cuda | cuda:N
     precision: str = "auto"       # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
     check_every: int = 0          # read losses back every N steps; 0: 1 on CPU, 25 on CUDA
@@ -88,7 +84,7 @@ class Experiment:
     eval: EvalConfig = field(default_factory=EvalConfig)
     thresholds: list = field(default_factory=lambda: list(PAPER_THRESHOLDS))
     success_metric: str | None = None   # None: the evaluator's headline metric (IS for images)
-    reproduces: str | None = None       # a published table to print beside ours (report.py)
+    reproduces: str | None = None       # a published table to print beside ours (published.py)
     train: TrainConfig = field(default_factory=TrainConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
 
@@ -103,48 +99,8 @@ class Experiment:
             return [space_mod.get_preset(p) for p in s.presets]
         return [space_mod.resolve_arch(i) for i in s.ids]
 
-    def trials(self) -> list["Trial"]:
-        """Every (architecture, objective, seed), architecture-major: pairs stay adjacent."""
-        return [Trial(self, arch, obj, seed)
-                for arch in self.archs() for seed in self.seeds for obj in self.objectives]
-
-    def evaluator_name(self) -> str:
-        if self.eval.evaluator != "auto":
-            return self.eval.evaluator
-        from .data import get_dataset_spec
-        spec = get_dataset_spec(self.dataset)
-        if spec.kind == "toy2d":
-            return "toy2d"
-        return "fmnist-classifier" if spec.channels == 1 else "inception"
-
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
-
-
-@dataclass(frozen=True)
-class Trial:
-    experiment: Experiment
-    arch: space_mod.Arch
-    objective: str
-    seed: int
-
-    @property
-    def id(self) -> str:
-        return f"{self.arch.id}-{self.objective}-s{self.seed}"
-
-    def params(self) -> dict:
-        """Flat key -> value: every setting that produced the trial (MLflow params, CSV)."""
-        e = self.experiment
-        flat = {"trial_id": self.id, "arch_id": self.arch.id, "objective": self.objective,
-                "seed": self.seed, "dataset": e.dataset, "experiment": e.name,
-                "evaluator": e.evaluator_name()}
-        flat.update({f"arch.{k}": v for k, v in self.arch.to_dict().items()})
-        for section in ("budget", "eval", "train", "data"):
-            flat.update({f"{section}.{k}": v for k, v in dataclasses.asdict(getattr(e, section)).items()})
-        from .objectives import get_objective
-        settings = get_objective(self.objective, **e.objective_overrides.get(self.objective, {})).settings
-        flat.update({f"objective.{k}": v for k, v in dataclasses.asdict(settings).items()})
-        return flat
 
 
 # ---- loading -----------------------------------------------------------------------
@@ -191,12 +147,21 @@ def _positive(value, where, allow_zero=False):
 
 
 def validate(e: Experiment) -> Experiment:
+    """Every check that needs no data, weights or cluster; the first problem raises, by field."""
     from .data import DATASETS
-    from .evaluate import EVALUATORS
-    from .objectives import OBJECTIVES, Settings
-
     if e.dataset not in DATASETS:
         raise ConfigError("dataset", f"unknown dataset {e.dataset!r}; valid: {sorted(DATASETS)}")
+    _validate_objectives(e)
+    if not e.seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in e.seeds):
+        raise ConfigError("seeds", f"expected a non-empty list of integers, got {e.seeds!r}")
+    _validate_space(e.space)
+    _validate_evaluation(e)
+    _validate_training(e)
+    return e
+
+
+def _validate_objectives(e: Experiment) -> None:
+    from .objectives import OBJECTIVES, Settings
     if not e.objectives:
         raise ConfigError("objectives", "name at least one objective")
     for i, name in enumerate(e.objectives):
@@ -219,10 +184,9 @@ def validate(e: Experiment) -> Experiment:
         except ValueError as err:
             bad = str(err).split(":")[0]
             raise ConfigError(f"objective_overrides.{name}.{bad}", str(err).split(": ", 1)[-1]) from None
-    if not e.seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in e.seeds):
-        raise ConfigError("seeds", f"expected a non-empty list of integers, got {e.seeds!r}")
 
-    s = e.space
+
+def _validate_space(s: SpaceConfig) -> None:
     if s.mode not in ("sample", "grid", "presets", "ids"):
         raise ConfigError("space.mode", f"{s.mode!r} is not one of ['sample', 'grid', 'presets', 'ids']")
     for factor, values in s.restrict.items():
@@ -254,6 +218,10 @@ def validate(e: Experiment) -> Experiment:
             except KeyError as err:
                 raise ConfigError(f"space.ids[{i}]", str(err.args[0])) from None
 
+
+def _validate_evaluation(e: Experiment) -> None:
+    from .evaluate import EVALUATORS
+    from .published import PUBLISHED
     _positive(e.budget.iterations, "budget.iterations")
     _positive(e.budget.batch_size, "budget.batch_size")
     _positive(e.eval.n_samples, "eval.n_samples")
@@ -270,6 +238,13 @@ def validate(e: Experiment) -> Experiment:
         if not isinstance(t, (int, float)) or isinstance(t, bool):
             raise ConfigError(f"thresholds[{i}]", f"expected a number, got {t!r}")
     e.thresholds = sorted(float(t) for t in e.thresholds)
+    if e.success_metric is not None and not e.success_metric:
+        raise ConfigError("success_metric", "must name a metric or be left out")
+    if e.reproduces is not None and e.reproduces not in PUBLISHED:
+        raise ConfigError("reproduces", f"unknown published study {e.reproduces!r}; valid: {sorted(PUBLISHED)}")
+
+
+def _validate_training(e: Experiment) -> None:
     if e.train.precision not in ("auto", "fp32", "bf16"):
         raise ConfigError("train.precision", f"{e.train.precision!r} is not one of ['auto', 'fp32', 'bf16']")
     if not (e.train.device in ("auto", "cpu", "cuda") or e.train.device.startswith("cuda:")):
@@ -280,7 +255,6 @@ def validate(e: Experiment) -> Experiment:
     _positive(e.resources.trials_per_gpu, "resources.trials_per_gpu")
     _positive(e.resources.cpus_per_trial, "resources.cpus_per_trial")
     _positive(e.resources.max_failures, "resources.max_failures", allow_zero=True)
-    return e
 
 
 def from_dict(data: dict, default_name: str = "experiment") -> Experiment:
@@ -302,3 +276,19 @@ def load_experiment(path: str | Path) -> Experiment:
     if not isinstance(data, dict):
         raise ConfigError("experiment", f"{path} must hold a mapping of settings at top level")
     return from_dict(data, default_name=path.stem)
+
+
+def experiment_diff(old, new, prefix: str = "") -> list[str]:
+    """Dotted names of the fields that differ, with both values: 'budget.iterations: 200 -> 400'.
+
+    Resume compares the stored experiment with the file it is given (mimicry's habit)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in sorted(set(old) | set(new), key=str):
+            where = f"{prefix}.{key}" if prefix else str(key)
+            if key not in old or key not in new:
+                out.append(f"{where}: {old.get(key, '<absent>')!r} -> {new.get(key, '<absent>')!r}")
+            else:
+                out.extend(experiment_diff(old[key], new[key], where))
+        return out
+    return [] if old == new else [f"{prefix}: {old!r} -> {new!r}"]

@@ -21,8 +21,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .errors import UnknownName
+from .errors import DatasetNotFound, UnknownName
 
+IMAGE_SIZE = 32  # every image dataset comes out 32 x 32: one architecture space for all
 FASHION_MNIST_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_FILES = (
     "train-images-idx3-ubyte",
@@ -30,10 +31,6 @@ FASHION_MNIST_FILES = (
     "t10k-images-idx3-ubyte",
     "t10k-labels-idx1-ubyte",
 )
-
-
-class DatasetNotFound(RuntimeError):
-    """Raised when a dataset is not on disk and cannot be fetched; the message names the fix."""
 
 
 class UnknownDataset(UnknownName, ValueError):
@@ -46,20 +43,26 @@ class DatasetSpec:
     kind: str  # "image" or "toy2d"
     channels: int  # 1 or 3 for images; 2 (dimensions) for toy2d
     num_classes: int  # classes for images; number of mixture modes for toy2d
+    n_train: int  # training examples (images); 0 for the mixtures, which are sampled
     description: str
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """One example as G makes it and D reads it: C x 32 x 32 images, or a 2D point."""
+        return (2,) if self.kind == "toy2d" else (self.channels, IMAGE_SIZE, IMAGE_SIZE)
 
 
 DATASETS: dict[str, DatasetSpec] = {
     s.name: s
     for s in (
-        DatasetSpec("fashion_mnist", "image", 1, 10,
+        DatasetSpec("fashion_mnist", "image", 1, 10, 60_000,
                     "Fashion-MNIST 28x28 grayscale, padded to 32x32 (Debian dataset-fashion-mnist)"),
-        DatasetSpec("mnist", "image", 1, 10, "MNIST 28x28 grayscale, padded to 32x32 (torchvision download)"),
-        DatasetSpec("cifar10", "image", 3, 10, "CIFAR-10 32x32 RGB (torchvision download)"),
-        DatasetSpec("imagenet32", "image", 3, 1000,
+        DatasetSpec("mnist", "image", 1, 10, 60_000, "MNIST 28x28 grayscale, padded to 32x32 (torchvision download)"),
+        DatasetSpec("cifar10", "image", 3, 10, 50_000, "CIFAR-10 32x32 RGB (torchvision download)"),
+        DatasetSpec("imagenet32", "image", 3, 1000, 1_281_167,
                     "Downsampled ImageNet 32x32 RGB, user-supplied (data.path), as in WGAN-GP sec. 5.1"),
-        DatasetSpec("ring8", "toy2d", 2, 8, "8 Gaussians on a circle of radius 2, std 0.02 (VEEGAN/PacGAN)"),
-        DatasetSpec("grid25", "toy2d", 2, 25, "25 Gaussians on a 5x5 grid {-4..4}^2, std 0.02 (VEEGAN/PacGAN)"),
+        DatasetSpec("ring8", "toy2d", 2, 8, 0, "8 Gaussians on a circle of radius 2, std 0.02 (VEEGAN/PacGAN)"),
+        DatasetSpec("grid25", "toy2d", 2, 25, 0, "25 Gaussians on a 5x5 grid {-4..4}^2, std 0.02 (VEEGAN/PacGAN)"),
     )
 }
 

@@ -1,11 +1,12 @@
-"""One trial: build G and D, train them with an objective, evaluate, classify the outcome.
+"""One trial: set-up, loop, finish. Knows nothing of Ray or MLflow.
 
-Kept free of Ray and MLflow: the sweep and the tracker observe a trial through the
-`on_metrics` callback, so `python -m harness train` runs the very same code alone.
+The sweep and the CLI observe a trial through the `on_metrics` callback, so
+`python -m harness train` runs the very same code alone; the benchmark times the same
+`Session.iteration` and `LossMeter` that the loop below runs.
 
-Outcome rules:
-- diverged: a loss or a weight is NaN/inf. Training stops at once (losses are read
-  back every `check_every` steps, weights at each evaluation); metrics so far are kept.
+Outcome rules (the vocabulary is in record.py):
+- diverged: a loss or a weight is NaN/inf. Training stops at once (losses are read back
+  every `check_every` steps, weights at each evaluation); metrics so far are kept.
 - collapsed: the final evaluation's coverage rule says so (`Evaluator.collapsed`).
 - failed: an exception; its message is kept.
 - ok: otherwise. Success at a threshold is decided later, from the metrics.
@@ -17,39 +18,19 @@ import math
 import sys
 import time
 import traceback
-from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
 from torch import nn
 
-from .config import Trial
 from .data import get_dataset_spec, load_images, sample_mixture, to_uint8, to_unit_range
-
 from .nets import build_discriminator, build_generator
-from .objectives import get_objective
+from .record import COLLAPSED, DIVERGED, FAILED, OK, TrialRecord
+from .trial import Trial, data_shape, make_evaluator, z_dim
 
-STATUSES = ("ok", "diverged", "collapsed", "failed")
-EVAL_CHUNK = 500
-
-
-@dataclass
-class TrialResult:
-    trial_id: str
-    status: str
-    metrics: dict = field(default_factory=dict)       # the last evaluation
-    history: list = field(default_factory=list)       # [{"step": s, **metrics}] per evaluation
-    error: str | None = None
-    iterations: int = 0                               # generator iterations done
-    wall_time_s: float = 0.0
-    train_time_s: float = 0.0
-    eval_time_s: float = 0.0
-    samples: torch.Tensor | None = None               # uint8 image grid source, or 2D points
-    headline: str | None = None                       # the metric thresholds apply to
-
-    @property
-    def its_per_s(self) -> float:
-        return self.iterations / self.train_time_s if self.train_time_s > 0 else 0.0
+EVAL_CHUNK = 500            # samples per generator call at evaluation: bounds memory
+EVAL_SEED_OFFSET = 10_000   # evaluation noise: seed + offset, the same z at every evaluation
+LOG_POINTS = 100            # metric points per curve (about)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -59,10 +40,15 @@ def resolve_device(name: str) -> torch.device:
 
 
 def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype, or None for plain fp32."""
+    """The autocast dtype, or None for plain fp32. auto: bf16 on CUDA, fp32 on CPU."""
     if name == "auto":
         return torch.bfloat16 if device.type == "cuda" else None
     return torch.bfloat16 if name == "bf16" else None
+
+
+def resolve_check_every(value: int, device: torch.device) -> int:
+    """Loss read-back period: every step on CPU (free), every 25 on CUDA (a sync costs a step)."""
+    return value or (1 if device.type == "cpu" else 25)
 
 
 class RealData:
@@ -72,18 +58,8 @@ class RealData:
         self.spec, self.device, self.generator = spec, device, generator
         self.channels_last = channels_last
         self.images = None if images is None else images.to(device)
-        self.shape = (2,) if images is None else tuple(images.shape[1:])
         # the mixtures are sampled on the CPU (identical on every device) with a CPU generator
         self.cpu_generator = torch.Generator().manual_seed(generator.initial_seed()) if images is None else None
-
-    @classmethod
-    def for_trial(cls, trial: Trial, device, generator, channels_last) -> "RealData":
-        e = trial.experiment
-        spec = get_dataset_spec(e.dataset)
-        images = None
-        if spec.kind != "toy2d":
-            images, _ = load_images(e.dataset, "train", root=e.data.root, path=e.data.path, limit=e.data.limit)
-        return cls(spec, images, device, generator, channels_last)
 
     def batch(self, n: int) -> torch.Tensor:
         if self.images is None:
@@ -93,40 +69,21 @@ class RealData:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
 
-def _all_finite(modules) -> bool:
+def all_finite(modules) -> bool:
+    """Every weight finite (one host sync)."""
     params = [p for m in modules for p in m.parameters()]
     return bool(torch.stack([p.detach().float().abs().max() for p in params]).isfinite().all())
 
 
-def _grad_norm(module: nn.Module) -> torch.Tensor:
+def grad_norm(module: nn.Module) -> torch.Tensor:
     return nn.utils.clip_grad_norm_(module.parameters(), float("inf"))
-
-
-class _Progress:
-    """One console line every few seconds: iterations, speed, losses, time left."""
-
-    def __init__(self, trial_id, total, enabled, every_s=5.0):
-        self.trial_id, self.total, self.enabled, self.every_s = trial_id, total, enabled, every_s
-        self.start = self.last = time.perf_counter()
-
-    def update(self, it, losses, force=False):
-        now = time.perf_counter()
-        if not self.enabled or (not force and now - self.last < self.every_s):
-            return
-        self.last = now
-        rate = it / max(now - self.start, 1e-9)
-        eta = (self.total - it) / rate if rate > 0 else float("inf")
-        loss_txt = " ".join(f"{k} {v:+.4f}" for k, v in losses.items())
-        print(f"[{self.trial_id}] it {it}/{self.total} ({100 * it / self.total:.0f}%) "
-              f"{rate:.1f} it/s {loss_txt} eta {eta:.0f}s", file=sys.stderr, flush=True)
 
 
 class GANStep:
     """One D update and one G update: the whole of what training does per step.
 
-    Shared by the training loop, the tests and the benchmark, so that all three measure
-    the same thing. D's fake batch is made without a graph through G; G's update runs
-    through a frozen D so that no gradients for D are computed and thrown away.
+    D's fake batch is made without a graph through G; G's update runs through a frozen D
+    so that no gradients for D are computed and thrown away.
     """
 
     def __init__(self, G, D, objective, opt_g, opt_d, autocast=contextlib.nullcontext):
@@ -162,7 +119,7 @@ class GANStep:
         return loss.detach()
 
 
-def build_step(arch, objective, data_shape, z_dim, device, amp_dtype=None, channels_last=False):
+def build_step(arch, objective, data_shape, z_dim, device, amp_dtype=None, channels_last=False) -> GANStep:
     """Nets, optimizers and the step for one (architecture, objective) on a device."""
     s = objective.settings
     G = build_generator(arch, data_shape, z_dim).to(device)
@@ -174,124 +131,198 @@ def build_step(arch, objective, data_shape, z_dim, device, amp_dtype=None, chann
     return GANStep(G, D, objective, opt_g, opt_d, autocast)
 
 
+class LossMeter:
+    """(loss_d, loss_g) summed on the device and read back every `every` iterations.
+
+    A read is a host sync, which on a GPU costs about a step; so it happens at most every
+    `every` iterations, and at the log and evaluation points the loop asks for."""
+
+    def __init__(self, device: torch.device, every: int):
+        self.every = every
+        self.sums = torch.zeros(2, device=device)
+        self.count = 0
+
+    def add(self, loss_d: torch.Tensor, loss_g: torch.Tensor) -> None:
+        self.sums += torch.stack([loss_d, loss_g])
+        self.count += 1
+
+    def due(self, it: int) -> bool:
+        return it % self.every == 0
+
+    def read(self) -> dict:
+        """Mean losses since the last read (host sync); NaN/inf where a loss was not finite."""
+        means = (self.sums / max(self.count, 1)).tolist()
+        self.sums.zero_()
+        self.count = 0
+        return {"loss_d": means[0], "loss_g": means[1]}
+
+
+class Session:
+    """Everything one trial trains with, and the loop's body: `iteration()`."""
+
+    def __init__(self, trial: Trial, images: torch.Tensor | None = None):
+        e = trial.experiment
+        self.trial = trial
+        self.device = resolve_device(e.train.device)
+        self.amp_dtype = resolve_precision(e.train.precision, self.device)
+        if e.train.threads:
+            torch.set_num_threads(e.train.threads)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        torch.manual_seed(trial.seed)
+        self.gen = torch.Generator(device=self.device).manual_seed(trial.seed)
+        spec = get_dataset_spec(e.dataset)
+        self.is_image = spec.kind == "image"
+        channels_last = self.device.type == "cuda" and self.is_image
+        if images is None and self.is_image:
+            images, _ = load_images(e.dataset, "train", root=e.data.root, path=e.data.path, limit=e.data.limit)
+        self.data = RealData(spec, images, self.device, self.gen, channels_last)
+        self.z_dim, self.batch = z_dim(e), e.budget.batch_size
+        self.objective = trial.make_objective()
+        self.n_critic = self.objective.settings.n_critic
+        self.step = build_step(trial.arch, self.objective, data_shape(e), self.z_dim, self.device,
+                               self.amp_dtype, channels_last)
+        self.schedulers = self._schedulers(e.budget.iterations)
+        self.losses = LossMeter(self.device, resolve_check_every(e.train.check_every, self.device))
+
+    def _schedulers(self, iterations: int) -> list:
+        decay = self.objective.settings.lr_decay   # Settings checked the name: none | linear
+        if decay == "none":
+            return []
+        return [torch.optim.lr_scheduler.LambdaLR(opt, lambda i: max(0.0, 1 - i / iterations))
+                for opt in (self.step.opt_g, self.step.opt_d)]
+
+    def noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return torch.randn(n, self.z_dim, device=self.device, generator=self.gen if generator is None else generator)
+
+    def iteration(self, log_grads: bool = False) -> dict:
+        """One generator iteration: n_critic D steps, one G step, the schedulers, the loss sums.
+        With log_grads, returns both gradient norms (two host syncs when read)."""
+        grads = {}
+        for _ in range(self.n_critic):
+            loss_d = self.step.discriminator(self.data.batch(self.batch), self.noise(self.batch))
+        if log_grads:
+            grads["grad_norm_d"] = grad_norm(self.step.D)
+        before = (lambda: grads.__setitem__("grad_norm_g", grad_norm(self.step.G))) if log_grads else None
+        loss_g = self.step.generator(self.noise(self.batch), before_update=before)
+        for sched in self.schedulers:
+            sched.step()
+        self.losses.add(loss_d, loss_g)
+        return grads
+
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """n generated samples in fp32, drawn in chunks without a graph."""
+        chunks = []
+        for k in range(0, n, EVAL_CHUNK):
+            with torch.no_grad(), self.step.autocast():
+                chunks.append(self.step.G(self.noise(min(EVAL_CHUNK, n - k), generator)).float())
+        return torch.cat(chunks)
+
+
+class Evaluation:
+    """The trial's evaluator on fixed noise: the same z at every evaluation, timed."""
+
+    def __init__(self, session: Session):
+        self.session = session
+        self.evaluator = make_evaluator(session.trial.experiment, session.device)
+        self.seed = EVAL_SEED_OFFSET + session.trial.seed
+        self.noise = torch.Generator(device=session.device).manual_seed(self.seed)
+        self.seconds = 0.0
+
+    def __call__(self) -> tuple[dict, float]:
+        t0 = time.perf_counter()
+        self.noise.manual_seed(self.seed)
+        metrics = self.evaluator.evaluate(lambda n: self.session.sample(n, self.noise))
+        dt = time.perf_counter() - t0
+        self.seconds += dt
+        return metrics, dt
+
+
+class Progress:
+    """One console line every few seconds: iterations, speed, losses, time left."""
+
+    def __init__(self, trial_id, total, enabled, every_s=5.0):
+        self.trial_id, self.total, self.enabled, self.every_s = trial_id, total, enabled, every_s
+        self.start = self.last = time.perf_counter()
+
+    def update(self, it, losses, force=False):
+        now = time.perf_counter()
+        if not self.enabled or (not force and now - self.last < self.every_s):
+            return
+        self.last = now
+        rate = it / max(now - self.start, 1e-9)
+        eta = (self.total - it) / rate if rate > 0 else float("inf")
+        loss_txt = " ".join(f"{k} {v:+.4f}" for k, v in losses.items())
+        print(f"[{self.trial_id}] it {it}/{self.total} ({100 * it / self.total:.0f}%) "
+              f"{rate:.1f} it/s {loss_txt} eta {eta:.0f}s", file=sys.stderr, flush=True)
+
+
+def start_record(trial: Trial) -> TrialRecord:
+    return TrialRecord(trial.id, trial.arch.id, trial.objective, trial.seed, params=trial.params())
+
+
 def run_trial(trial: Trial, on_metrics: Callable[[int, dict], None] | None = None,
-              progress: bool = False, raise_errors: bool = False, n_grid: int = 64) -> TrialResult:
+              progress: bool = False, raise_errors: bool = False, n_grid: int = 64) -> TrialRecord:
     """Train and evaluate one trial. With raise_errors, exceptions propagate (Ray retries)."""
     start = time.perf_counter()
-    result = TrialResult(trial.id, "ok")
+    record = start_record(trial)
     try:
-        _train(trial, result, on_metrics or (lambda step, metrics: None), progress, n_grid)
+        session = Session(trial)
+        evaluation = Evaluation(session)
+        record.headline = trial.experiment.success_metric or evaluation.evaluator.headline
+        _loop(session, evaluation, record, on_metrics or (lambda step, metrics: None),
+              Progress(trial.id, trial.experiment.budget.iterations, progress))
+        _finish(session, evaluation, record, n_grid)
     except Exception as err:  # noqa: BLE001 - a failed trial is a result, not a crash
         if raise_errors:
             raise
-        result.status = "failed"
-        result.error = f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=5)}"
-    result.wall_time_s = time.perf_counter() - start
-    return result
+        record.status = FAILED
+        record.error = f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=5)}"
+    record.wall_time_s = time.perf_counter() - start
+    return record
 
 
-def _train(trial: Trial, result: TrialResult, on_metrics, progress: bool, n_grid: int) -> None:
-    e = trial.experiment
-    device = resolve_device(e.train.device)
-    amp_dtype = resolve_precision(e.train.precision, device)
-    if e.train.threads:
-        torch.set_num_threads(e.train.threads)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-    torch.manual_seed(trial.seed)
-    gen = torch.Generator(device=device).manual_seed(trial.seed)
-
-    spec = get_dataset_spec(e.dataset)
-    channels_last = device.type == "cuda" and spec.kind == "image"
-    data = RealData.for_trial(trial, device, gen, channels_last)
-    z_dim = e.train.z_dim or (2 if spec.kind == "toy2d" else 128)
-    objective = get_objective(trial.objective, **e.objective_overrides.get(trial.objective, {}))
-    s = objective.settings
-    step = build_step(trial.arch, objective, data.shape, z_dim, device, amp_dtype, channels_last)
-    G, D, autocast = step.G, step.D, step.autocast
-    from .evaluate import make_evaluator  # late: the evaluators pull in torch-fidelity
-    evaluator = make_evaluator(e.evaluator_name(), e.dataset, e.eval.n_samples, real_split=e.eval.real_split,
-                               device=str(device), weights_path=e.eval.weights_path,
-                               data_root=e.data.root, data_path=e.data.path)
-    result.headline = e.success_metric or evaluator.headline
-
-    iterations, batch = e.budget.iterations, e.budget.batch_size
-    check_every = e.train.check_every or (1 if device.type == "cpu" else 25)
-    log_every = max(check_every, math.ceil(iterations / 100 / check_every) * check_every)
+def _loop(s: Session, evaluation: Evaluation, record: TrialRecord, on_metrics, bar: Progress) -> None:
+    """The training loop: iterations, loss read-backs, log points, evaluations, divergence."""
+    e = s.trial.experiment
+    iterations, every = e.budget.iterations, s.losses.every
+    log_every = max(every, math.ceil(iterations / LOG_POINTS / every) * every)
     eval_steps = set(range(e.eval.every, iterations, e.eval.every)) if e.eval.every else set()
     eval_steps.add(iterations)
-    loss_sum = torch.zeros(2, device=device)   # running (loss_d, loss_g) since the last read
-    steps_since_read = 0
-    bar = _Progress(trial.id, iterations, progress)
-    eval_noise = torch.Generator(device=device).manual_seed(10_000 + trial.seed)
-
-    def sample_fn(n):
-        chunks = []
-        for k in range(0, n, EVAL_CHUNK):
-            z = torch.randn(min(EVAL_CHUNK, n - k), z_dim, device=device, generator=eval_noise)
-            with torch.no_grad(), autocast():
-                chunks.append(G(z).float())
-        return torch.cat(chunks)
-
-    def evaluate(at):
-        nonlocal eval_clock
-        t0 = time.perf_counter()
-        eval_noise.manual_seed(10_000 + trial.seed)   # the same z at every evaluation
-        metrics = evaluator.evaluate(sample_fn)
-        dt = time.perf_counter() - t0
-        result.eval_time_s += dt
-        eval_clock += dt
-        result.metrics = dict(metrics)
-        result.history.append({"step": at, **metrics})
-        on_metrics(at, {**metrics, "eval_time_s": dt})
-
-    schedulers = []
-    if s.lr_decay == "linear":
-        schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, lambda i: max(0.0, 1 - i / iterations))
-                      for opt in (step.opt_g, step.opt_d)]
-    elif s.lr_decay != "none":
-        raise ValueError(f"lr_decay: {s.lr_decay!r} is not one of ['none', 'linear']")
-    grad_g = []
-    eval_clock = 0.0
     train_start = time.perf_counter()
     for it in range(1, iterations + 1):
         log_now = it % log_every == 0 or it == iterations
-        for _ in range(s.n_critic):
-            loss_d = step.discriminator(data.batch(batch), torch.randn(batch, z_dim, device=device, generator=gen))
-        grad_d = _grad_norm(D) if log_now else None
-        loss_g = step.generator(torch.randn(batch, z_dim, device=device, generator=gen),
-                                before_update=(lambda: grad_g.append(_grad_norm(G))) if log_now else None)
-        for sched in schedulers:
-            sched.step()
-        result.iterations = it
-
-        loss_sum += torch.stack([loss_d.detach(), loss_g.detach()])
-        steps_since_read += 1
-        if it % check_every == 0 or log_now or it in eval_steps:
-            means = (loss_sum / steps_since_read).tolist()   # the only host sync in the loop
-            if not all(map(math.isfinite, means)):
-                result.status = "diverged"
-                result.error = f"non-finite loss at iteration {it}: loss_d {means[0]}, loss_g {means[1]}"
+        grads = s.iteration(log_grads=log_now)
+        record.iterations = it
+        if s.losses.due(it) or log_now or it in eval_steps:
+            losses = s.losses.read()
+            if not all(map(math.isfinite, losses.values())):
+                record.status, record.error = DIVERGED, f"non-finite loss at iteration {it}: {losses}"
                 break
-            losses = {"loss_d": means[0], "loss_g": means[1]}
             bar.update(it, losses)
             if log_now:
-                elapsed = time.perf_counter() - train_start - eval_clock
-                on_metrics(it, {**losses, "grad_norm_d": float(grad_d), "grad_norm_g": float(grad_g.pop()),
+                elapsed = time.perf_counter() - train_start - evaluation.seconds
+                on_metrics(it, {**losses, **{k: float(v) for k, v in grads.items()},
                                 "its_per_s": it / max(elapsed, 1e-9)})
-            loss_sum.zero_()
-            steps_since_read = 0
         if it in eval_steps:
-            if not _all_finite([G, D]):
-                result.status = "diverged"
-                result.error = f"non-finite weight at iteration {it}"
+            if not all_finite([s.step.G, s.step.D]):
+                record.status, record.error = DIVERGED, f"non-finite weight at iteration {it}"
                 break
-            evaluate(it)
-    result.train_time_s = time.perf_counter() - train_start - eval_clock
-    bar.update(result.iterations, {}, force=True)
+            metrics, seconds = evaluation()
+            record.metrics = dict(metrics)
+            record.history.append({"step": it, **metrics})
+            on_metrics(it, {**metrics, "eval_s": seconds})
+    record.eval_time_s = evaluation.seconds
+    record.train_time_s = time.perf_counter() - train_start - evaluation.seconds
+    record.its_per_s = record.iterations / record.train_time_s if record.train_time_s > 0 else 0.0
+    bar.update(record.iterations, {}, force=True)
 
-    if result.status == "ok" and evaluator.collapsed(result.metrics):
-        result.status = "collapsed"
-    if result.status != "diverged" or _all_finite([G]):
-        grid = sample_fn(n_grid if spec.kind == "image" else 1000)
-        result.samples = to_uint8(grid).cpu() if spec.kind == "image" else grid.cpu()
+
+def _finish(s: Session, evaluation: Evaluation, record: TrialRecord, n_grid: int) -> None:
+    """The outcome and a final set of samples (a grid of images, or 1,000 points in 2D)."""
+    if record.status == OK and evaluation.evaluator.collapsed(record.metrics):
+        record.status = COLLAPSED
+    if record.status != DIVERGED or all_finite([s.step.G]):
+        noise = torch.Generator(device=s.device).manual_seed(evaluation.seed)
+        samples = s.sample(n_grid if s.is_image else 1000, noise)
+        record.samples = to_uint8(samples).cpu() if s.is_image else samples.cpu()

@@ -99,3 +99,60 @@ def fmnist_test():
     failure here, not a skip."""
     from harness.data import load_images
     return load_images("fashion_mnist", "test")
+
+
+GATE_SITECUSTOMIZE = '''"""Test-only (tests/conftest.py `hold_trials`): in every Python process started with this
+folder on PYTHONPATH, harness.train.run_trial waits before training a trial named in
+HARNESS_TEST_HOLD until the file HARNESS_TEST_GATE exists. Ray's workers inherit it."""
+import importlib.abc
+import importlib.util
+import os
+import sys
+import time
+
+HOLD = set(filter(None, os.environ.get("HARNESS_TEST_HOLD", "").split(",")))
+GATE = os.environ.get("HARNESS_TEST_GATE", "")
+
+
+class _HoldTrials(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name != "harness.train":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        load = spec.loader.exec_module
+
+        def exec_module(module):
+            load(module)
+            real = module.run_trial
+
+            def held(trial, *args, **kwargs):
+                while trial.id in HOLD and not os.path.exists(GATE):
+                    time.sleep(0.2)
+                return real(trial, *args, **kwargs)
+            module.run_trial = held
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+if HOLD:
+    sys.meta_path.insert(0, _HoldTrials())
+'''
+
+
+@pytest.fixture
+def hold_trials(project, monkeypatch):
+    """hold_trials(ids) -> gate file: subprocesses started afterwards (the sweep and its Ray
+    workers) cannot finish those trials until the test creates the gate file. A test that
+    needs a sweep caught mid-way uses it instead of racing the machine's speed."""
+    folder = project / "gate"
+    folder.mkdir()
+    (folder / "sitecustomize.py").write_text(GATE_SITECUSTOMIZE)
+    gate = project / "gate-open"
+
+    def hold(ids) -> Path:
+        monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(folder), os.environ["PYTHONPATH"]]))
+        monkeypatch.setenv("HARNESS_TEST_HOLD", ",".join(ids))
+        monkeypatch.setenv("HARNESS_TEST_GATE", str(gate))
+        return gate
+    return hold

@@ -40,10 +40,23 @@ def test_space_prints_one_json_line_per_architecture():
 def test_bad_experiment_exits_2_naming_the_field(tmp_path, yaml_text, field):
     exp = tmp_path / "bad.yaml"
     exp.write_text(yaml_text)
-    out = harness("train", str(exp), cwd=tmp_path)
+    samples = tmp_path / "samples.png"   # what a good file would write (see the test below)
+    out = harness("train", str(exp), "--samples", str(samples), cwd=tmp_path)
     assert out.returncode == 2, out.stderr
     assert f"error: {field}:" in out.stderr
     assert list(tmp_path.iterdir()) == [exp]  # nothing written
+
+
+def test_a_good_file_trains_and_writes_its_samples(tmp_path):
+    exp = tmp_path / "ok.yaml"
+    exp.write_text("dataset: ring8\nobjectives: [gan]\nbudget: {iterations: 3, batch_size: 16}\n"
+                   "eval: {n_samples: 100}\n")
+    samples = tmp_path / "samples.png"
+    out = harness("train", str(exp), "--samples", str(samples), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["iterations"] == 3 and summary["headline"] == "modes_covered"
+    assert samples.read_bytes()[:4] == b"\x89PNG"
 
 
 def test_unknown_names_on_the_command_line_exit_2(tmp_path):
@@ -53,3 +66,5 @@ def test_unknown_names_on_the_command_line_exit_2(tmp_path):
     assert out.returncode == 2 and "valid" in out.stderr and "wgan-gp" in out.stderr
     out = harness("train", str(exp), "--arch", "nonexistent")
     assert out.returncode == 2 and "no architecture" in out.stderr
+    out = harness("evaluator", "check", "mnist")
+    assert out.returncode == 2 and "no shipped classifier" in out.stderr

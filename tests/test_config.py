@@ -1,6 +1,7 @@
 import pytest
 
-from harness.config import PAPER_THRESHOLDS, ConfigError, Experiment, from_dict, load_experiment
+from harness.config import PAPER_THRESHOLDS, ConfigError, Experiment, experiment_diff, from_dict, load_experiment
+from harness.trial import evaluator_name, trials_of
 
 
 def test_defaults_come_from_code():
@@ -15,13 +16,13 @@ def test_a_file_overrides_only_what_it_names(tmp_path):
     path.write_text("dataset: ring8\nbudget: {iterations: 10}\nspace: {n: 2, seed: 5}\n")
     e = load_experiment(path)
     assert e.name == "study" and e.budget.iterations == 10 and e.budget.batch_size == 64
-    assert e.space.n == 2 and e.space.mode == "sample" and e.evaluator_name() == "toy2d"
+    assert e.space.n == 2 and e.space.mode == "sample" and evaluator_name(e) == "toy2d"
     assert e.eval.n_samples == Experiment().eval.n_samples
 
 
 def test_trials_are_paired_and_carry_their_config():
     e = from_dict({"dataset": "ring8", "space": {"n": 3}, "objectives": ["gan", "wgan-gp"], "seeds": [0, 1]})
-    trials = e.trials()
+    trials = trials_of(e)
     assert len(trials) == 3 * 2 * 2 and len({t.id for t in trials}) == 12
     assert trials[0].arch == trials[1].arch and trials[0].objective != trials[1].objective
     p = trials[0].params()
@@ -59,6 +60,8 @@ def test_space_modes():
     ({"objective_overrides": {"sngan": {"optimizer": "sgd"}}}, "objective_overrides.sngan.optimizer"),
     ({"objective_overrides": {"wgan-gp": {"n_critic": 0}}}, "objective_overrides.wgan-gp.n_critic"),
     ({"budget": 5}, "budget"),
+    ({"success_metric": ""}, "success_metric"),
+    ({"reproduces": "someone2099"}, "reproduces"),
 ])
 def test_bad_values_name_the_field(data, field):
     with pytest.raises(ConfigError) as err:
@@ -77,3 +80,13 @@ def test_malformed_files(tmp_path):
         load_experiment(bad)
     with pytest.raises(ConfigError, match="no such file"):
         load_experiment(tmp_path / "missing.yaml")
+
+
+def test_experiment_diff_names_changed_fields():
+    old = {"budget": {"iterations": 200, "batch_size": 64}, "objectives": ["gan"], "name": "x"}
+    new = {"budget": {"iterations": 400, "batch_size": 64}, "objectives": ["gan", "sngan"], "name": "x",
+           "extra": 1}
+    diff = experiment_diff(old, new)
+    assert "budget.iterations: 200 -> 400" in diff
+    assert any(d.startswith("objectives:") for d in diff) and any(d.startswith("extra:") for d in diff)
+    assert experiment_diff(old, dict(old)) == []

@@ -4,12 +4,13 @@ import math
 import pytest
 import torch
 
-from harness.config import Trial, from_dict
+from harness.config import from_dict
 from harness.data import mixture_modes
 from harness.evaluate.toy2d import toy2d_metrics
 from harness.objectives import OBJECTIVES
 from harness.space import Arch
 from harness.train import run_trial
+from harness.trial import Trial
 
 # The toy reference: the WGAN-GP paper's toy MLP (ReLU, 3 hidden layers, no norm), 128 wide
 # (32 filters x 4) instead of 512 so that a CPU learns it in seconds.

@@ -15,6 +15,8 @@ import torch
 from torch import Tensor
 
 SampleFn = Callable[[int], Tensor]
+# Datasets with a shipped domain classifier (evaluate/weights/): the `auto` evaluator's rule.
+CLASSIFIER_DATASETS = ("fashion_mnist",)
 CHUNK = 500  # samples per sample_fn call: bounds generator memory on small devices
 
 

@@ -20,7 +20,6 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 # torch-fidelity names cache files after the extractor; the version suffix keeps caches
 # from an older network from being reused after the weights change.
 FIDELITY_NAME = "harness-fmnist-classifier-v1"
-CLASSIFIER_DATASETS = ("fashion_mnist",)
 
 
 def default_weights_path(dataset: str = "fashion_mnist") -> Path:

@@ -171,9 +171,9 @@ class FidelityEvaluator(Evaluator):
     def evaluate(self, sample_fn: SampleFn) -> dict[str, float]:
         covered_real = self.real_classes_covered()
         x = draw_samples(sample_fn, self.n_samples)
-        c, expected = self.spec.channels, (self.spec.channels, 32, 32)
-        if tuple(x.shape[1:]) != expected:
-            raise ValueError(f"{self.dataset} samples must be n x {c} x 32 x 32, got {tuple(x.shape)}")
+        if tuple(x.shape[1:]) != self.spec.shape:
+            raise ValueError(f"{self.dataset} samples must be n x {' x '.join(map(str, self.spec.shape))}, "
+                             f"got {tuple(x.shape)}")
         fake = UInt8Dataset(to_uint8(x), rgb=self.ext.rgb)
         tmp = f"tmp-{uuid.uuid4().hex}"
         try:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.data import get_dataset_spec
-from harness.evaluate.base import Evaluator
-from harness.errors import UnknownName
+from harness.evaluate.base import CLASSIFIER_DATASETS, Evaluator
+from harness.errors import EvaluatorUnavailable, UnknownName
 
 EVALUATORS: dict[str, str] = {
     "inception": "IS/FID/KID with torch-fidelity's inception-v3-compat (RGB; gray is repeated); "
@@ -25,16 +25,14 @@ class UnknownEvaluator(UnknownName, ValueError):
     """An unknown evaluator name; the message lists the valid ones."""
 
 
-class EvaluatorUnavailable(RuntimeError):
-    """The evaluator exists but cannot run here (e.g. no Inception weights offline); says how to fix it."""
-
-
 def default_evaluator_for(dataset: str) -> str:
-    """toy2d for mixtures, the domain classifier for Fashion-MNIST, Inception otherwise."""
+    """What `eval.evaluator: auto` means, decided here only: toy2d for the mixtures, the shipped
+    classifier for the dataset it was trained on (Fashion-MNIST), Inception for every other
+    image dataset (MNIST included: a Fashion-MNIST classifier would not measure digits)."""
     spec = get_dataset_spec(dataset)
     if spec.kind == "toy2d":
         return "toy2d"
-    return "fmnist-classifier" if dataset == "fashion_mnist" else "inception"
+    return "fmnist-classifier" if dataset in CLASSIFIER_DATASETS else "inception"
 
 
 def make_evaluator(name: str, dataset: str, n_samples: int, real_split: str = "train", device="cpu",
@@ -51,7 +49,7 @@ def make_evaluator(name: str, dataset: str, n_samples: int, real_split: str = "t
     from harness.evaluate.fidelity import KID_SUBSETS, Extractor, FidelityEvaluator
 
     if name == "fmnist-classifier":
-        from harness.evaluate.classifier import CLASSIFIER_DATASETS, default_weights_path, ensure_registered
+        from harness.evaluate.classifier import default_weights_path, ensure_registered
 
         if dataset not in CLASSIFIER_DATASETS:
             raise ValueError(f"evaluator 'fmnist-classifier' measures {', '.join(CLASSIFIER_DATASETS)}, "

@@ -16,8 +16,9 @@ import torch
 import torch.nn.functional as F
 
 from harness.data import get_dataset_spec, load_images, to_unit_range
+from harness.errors import UsageError
+from harness.evaluate.base import CLASSIFIER_DATASETS
 from harness.evaluate.classifier import (
-    CLASSIFIER_DATASETS,
     FIDELITY_NAME,
     SmallCNN,
     default_weights_path,
@@ -32,7 +33,8 @@ CHECK_N = 10_000  # real images per side for the shipped IS / FID figures
 def _check_dataset(dataset: str) -> None:
     get_dataset_spec(dataset)
     if dataset not in CLASSIFIER_DATASETS:
-        raise ValueError(f"no domain classifier for {dataset!r}; supported: {', '.join(CLASSIFIER_DATASETS)}")
+        raise UsageError(f"dataset: no shipped classifier for {dataset!r}; supported: "
+                         f"{', '.join(CLASSIFIER_DATASETS)}")
 
 
 @torch.no_grad()

@@ -13,31 +13,21 @@ import pytest
 from conftest import free_port, kill_session, run_harness
 
 from harness.config import from_dict
-from harness.tracking import experiment_diff
-
-
-def test_experiment_diff_names_changed_fields():
-    old = {"budget": {"iterations": 200, "batch_size": 64}, "objectives": ["gan"], "name": "x"}
-    new = {"budget": {"iterations": 400, "batch_size": 64}, "objectives": ["gan", "sngan"], "name": "x",
-           "extra": 1}
-    diff = experiment_diff(old, new)
-    assert "budget.iterations: 200 -> 400" in diff
-    assert any(d.startswith("objectives:") for d in diff) and any(d.startswith("extra:") for d in diff)
-    assert experiment_diff(old, dict(old)) == []
+from harness.study import store
+from harness.trial import trials_of
 
 
 def _study(name):
-    from harness.tracking import children, experiment_id, get_client, parents
-    client = get_client()
-    exp_id = experiment_id(client, name)
-    return client, parents(client, exp_id), children(client, exp_id)
+    client = store.get_client()
+    exp_id = store.find_experiment(client, name).experiment_id
+    return client, store.parents(client, exp_id), store.children(client, exp_id)
 
 
 def check_tiny_sweep(project, name, settings):
     """Shared assertions: one FINISHED child per trial with its tags, params, curves and
     samples; parent counts equal the counts recomputed here from the children; report files."""
     client, parents, kids = _study(name)
-    trials = from_dict(settings).trials()
+    trials = trials_of(from_dict(settings))
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     parent = parents[0]
     assert sorted(k.data.tags["trial_id"] for k in kids) == sorted(t.id for t in trials)
@@ -64,7 +54,9 @@ def check_tiny_sweep(project, name, settings):
         assert (out / f).is_file(), f
     csv = pd.read_csv(out / "trials.csv")
     assert len(csv) == len(trials) and csv["trial_id"].is_unique
-    assert {"arch.nonlin_g", "objective.lr_d", "status", "budget.iterations"} <= set(csv.columns)
+    assert {"arch.nonlin_g", "objective.lr_d", "status", "budget.iterations", "score", "loss_d"} <= set(csv.columns)
+    scored = csv[csv["score"].notna()]
+    assert len(scored) and (scored["score"] == scored[scored["headline"].iloc[0]]).all()
     md = (out / "report.md").read_text()
     assert "gan vs wgan-gp" in md and "only wgan-gp" in md and "![" in md
 

@@ -1,0 +1,155 @@
+"""Run every measurement of a bench plan and write results/bench/<device>[-quick].md and .json."""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from .. import provenance
+from .figures import classifier_weights, measure_compile, measure_eval_cost, measure_trial_overhead
+from .markdown import to_markdown
+from .plan import CONFIGS, OBJECTIVES, Plan, make_plan, peak_for
+from .runners import make_runner, resident_images
+from .timing import count_flops, iterations_for, run_concurrent, timed_run, warm_up
+
+IMPLS = ("harness", "reference")
+
+
+def device_slug(device: torch.device) -> str:
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu-" + provenance.cpu_model()
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def hardware(device: torch.device) -> dict:
+    cpu = provenance.cpu_model()
+    hw = {"device": str(device), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu,
+          "cpu_model": cpu, "cpu_count": os.cpu_count(),
+          "torch": torch.__version__, "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version(),
+          "python": sys.version.split()[0],
+          "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+          "command": provenance.command_line() if "harness" in " ".join(sys.argv) else "harness.bench.run_bench",
+          "peak_key": None, "peak_tflops": None}
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        hw.update(gpu_memory_gib=props.total_memory / 2**30, sm_count=props.multi_processor_count)
+        hw["peak_key"], hw["peak_tflops"] = peak_for(hw["device_name"])
+    return hw
+
+
+def _share(tflops: float, peak: dict | None, precision: str) -> float | None:
+    if not peak:
+        return None
+    return tflops / peak["bf16" if precision.startswith("bf16") else "fp32"]
+
+
+def measure_alone(plan: Plan, dev: torch.device, images, hw: dict, log) -> dict:
+    """Each (config, objective): harness and reference alone, with FLOPs per iteration."""
+    configs = {}
+    for config in plan.configs:
+        for objective in OBJECTIVES:
+            key = f"{config}/{objective}"
+            row = {"config": config, "objective": objective, "filters": plan.config_arch(config).filters_g,
+                   "depth": CONFIGS[config][1], "batch": plan.batch}
+            for impl in IMPLS:
+                runner = make_runner(impl, plan, config, objective, dev, images)
+                n = iterations_for(plan, 1 / warm_up(runner, plan.warmup, dev))
+                rate = n / timed_run(runner, n, dev)[0]
+                flops = count_flops(runner)
+                row[impl] = {"precision": runner.precision, "alone_its_per_s": rate, "alone_iters": n,
+                             "flops_per_iter": flops, "alone_tflops": flops * rate / 1e12}
+                row[impl]["alone_peak_share"] = _share(row[impl]["alone_tflops"], hw["peak_tflops"], runner.precision)
+                row["params_g"], row["params_d"] = (sum(p.numel() for p in m.parameters()) for m in runner.nets())
+                log(f"{key} {impl}: {rate:.2f} it/s alone ({n} its), {flops / 1e9:.2f} GFLOP/it, "
+                    f"{row[impl]['alone_tflops']:.3f} TFLOP/s")
+                del runner
+            row["ratio_alone"] = row["harness"]["alone_its_per_s"] / row["reference"]["alone_its_per_s"]
+            configs[key] = row
+    return configs
+
+
+def measure_concurrency(plan: Plan, configs: dict, hw: dict, log) -> None:
+    """One pool of processes per N runs every (config, impl) job in turn; adds aggregate figures to `configs`."""
+    for n_procs in plan.procs:
+        jobs = [{"key": f"{key}/{impl}", "config": row["config"], "objective": row["objective"], "impl": impl,
+                 "iters": iterations_for(plan, row[impl]["alone_its_per_s"], 1.5 / n_procs)}
+                for key, row in configs.items() for impl in IMPLS]
+        log(f"{n_procs} concurrent processes: {len(jobs)} jobs")
+        res = run_concurrent(plan, n_procs, jobs, log)
+        for key, row in configs.items():
+            for impl in IMPLS:
+                agg = res[f"{key}/{impl}"]
+                tflops = row[impl]["flops_per_iter"] * agg["its_per_s"] / 1e12
+                row[impl][f"aggregate_{n_procs}"] = {
+                    **agg, "tflops": tflops, "peak_share": _share(tflops, hw["peak_tflops"], row[impl]["precision"])}
+            row[f"ratio_aggregate_{n_procs}"] = (row["harness"][f"aggregate_{n_procs}"]["its_per_s"]
+                                                 / row["reference"][f"aggregate_{n_procs}"]["its_per_s"])
+
+
+def measure_outside_training(plan: Plan, dev: torch.device, report: dict, log) -> None:
+    """Evaluation cost and a trial's overhead, in a private evaluator cache."""
+    with tempfile.TemporaryDirectory(prefix="harness-bench-") as tmp:
+        tmp = Path(tmp)
+        cache = tmp / "fidelity"
+        weights_path, weights_note = classifier_weights(tmp)
+        for name, fn in (("eval_cost", lambda: measure_eval_cost(plan, dev, weights_path, cache)),
+                         ("trial_overhead", lambda: measure_trial_overhead(plan, dev, weights_path, cache))):
+            try:
+                report[name] = {**fn(), "classifier_weights": weights_note}
+            except Exception as err:  # noqa: BLE001 - e.g. Fashion-MNIST missing: say so, keep the rest
+                report[name] = {"error": f"{type(err).__name__}: {err}", "trace": traceback.format_exc(limit=3)}
+            log(f"{name}: " + json.dumps({k: (round(v, 3) if isinstance(v, float) else v)
+                                          for k, v in report[name].items() if k not in ("trace", "metrics")}))
+    report["sweep_overhead"] = {
+        "measured": False, "note": "not measured by the bench: Ray start-up and MLflow logging per trial are "
+                                   "not timed here (run_trial's figure above excludes them)"}
+
+
+def run_bench(quick: bool = False, out_dir: str = "results/bench", device: str | None = None,
+              log=None, **plan_overrides) -> int:
+    """Measure everything, write <out_dir>/<device>[-quick].md and .json; 0 on success."""
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    plan = make_plan(quick, dev, **plan_overrides)
+    hw = hardware(dev)
+    t_start = time.perf_counter()
+    log(f"bench on {hw['device_name']} ({'quick' if quick else 'full'}; "
+        f"{'reference sizes' if plan.filter_div == 1 else f'REDUCED CPU version: filters / {plan.filter_div}'}, "
+        f"batch {plan.batch}, {list(plan.procs)} concurrent processes)")
+    images = resident_images(dev)
+    threads_before = torch.get_num_threads()
+    if plan.threads_per_proc:   # alone runs get what each concurrent process gets (CPU: 1 thread)
+        torch.set_num_threads(plan.threads_per_proc)
+    report: dict = {"hardware": hw, "plan": asdict(plan), "notes": [
+        "fp32 means PyTorch's defaults (cuDNN may use TF32 for convolutions); both the reference "
+        "and the harness run with cudnn.benchmark on (pytorch/examples' dcgan does too)."]}
+    if dev.type == "cpu":
+        report["notes"].append(
+            f"CPU figures from a reduced configuration (base filters / {plan.filter_div}, batch {plan.batch}, "
+            f"{plan.procs} processes): they test the machinery and are not comparable to the GPU targets.")
+    try:
+        report["configs"] = measure_alone(plan, dev, images, hw, log)
+        if dev.type == "cuda":
+            torch.cuda.empty_cache()
+        measure_concurrency(plan, report["configs"], hw, log)
+        measure_outside_training(plan, dev, report, log)
+        report["compile"] = measure_compile(plan, dev, images, log) if plan.compile and dev.type == "cuda" else \
+            {"skipped": "torch.compile / CUDA graphs are measured on CUDA in full mode only"}
+    finally:
+        torch.set_num_threads(threads_before)
+    report["bench_seconds"] = time.perf_counter() - t_start
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = device_slug(dev) + ("-quick" if quick else "")
+    (out / f"{stem}.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    (out / f"{stem}.md").write_text(to_markdown(report))
+    log(f"bench written to {out / stem}.md and .json in {report['bench_seconds']:.0f} s")
+    return 0

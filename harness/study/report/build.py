@@ -1,0 +1,155 @@
+"""results/NAME/ from the MLflow store alone: report.md / report.html, trials.csv, plots, samples.
+
+Read-only: a sweep in MLflow's trash is reported as such, not restored. Every child run of
+the sweep's MLflow experiment counts, so shards merge by themselves.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from ...errors import UsageError
+from ...record import FAILED
+from .. import results, store
+from .document import Document, md_table
+from .plots import plot_distributions, plot_factor_effects, plot_success_rates
+
+
+def tables_markdown(df: pd.DataFrame, thresholds, objectives) -> str:
+    """Success counts and every pair table as markdown (also the parent run's artifact)."""
+    parts = ["## Successes per objective (trials with status ok and headline metric > threshold)", "",
+             md_table(results.success_counts(df, thresholds, objectives), index=True), ""]
+    for a, b in itertools.combinations(objectives, 2):
+        parts += [f"## {a} vs {b} (paired by architecture and seed)", "",
+                  md_table(results.pair_table(df, a, b, thresholds)), ""]
+    return "\n".join(parts)
+
+
+def load_study(name: str):
+    """(client, trials DataFrame, the sweep's experiment dict, parent runs), changing nothing."""
+    client = store.get_client()
+    mlflow_exp = store.find_experiment(client, name)
+    if mlflow_exp is None:
+        raise UsageError(f"name: no sweep named {name!r} in the MLflow store {store.tracking_uri()}")
+    if mlflow_exp.lifecycle_stage == "deleted":
+        raise UsageError(f"name: sweep {name!r} is in MLflow's trash; restore it first "
+                         f"(mlflow experiments restore --experiment-id {mlflow_exp.experiment_id})")
+    exp_id = mlflow_exp.experiment_id
+    parent_runs = sorted(store.parents(client, exp_id), key=lambda r: r.data.tags.get("shard", ""))
+    if not parent_runs:
+        raise UsageError(f"name: the MLflow experiment {name!r} holds no sweep")
+    experiment = store.load_experiment_dict(client, parent_runs[0].info.run_id)
+    return client, results.frame(store.read_records(client, exp_id)), experiment, parent_runs
+
+
+def _sample_grids(client, df: pd.DataFrame, objectives, out: Path) -> list[tuple[str, str]]:
+    """The best trial's samples.png per objective, and the worst one where there are several."""
+    picked = []
+    for obj in objectives:
+        sub = df[df["objective"] == obj].sort_values("score", ascending=False)
+        sub = sub[sub["score"].notna()]
+        chosen = [("best", sub.iloc[0])] if len(sub) else []
+        if len(sub) > 1:
+            chosen.append(("worst", sub.iloc[-1]))
+        for label, row in chosen:
+            try:
+                path = Path(client.download_artifacts(row["run_id"], "samples.png", str(out)))
+            except Exception:  # noqa: BLE001 - a trial without samples (diverged) has no grid
+                continue
+            target = out / f"{row['trial_id']}.png"
+            path.replace(target)
+            picked.append((f"samples/{target.name}",
+                           f"{obj}, {label}: {row['trial_id']} ({row['headline']} {row['score']:.3g}, {row['status']})"))
+    return picked
+
+
+def _header(doc: Document, name: str, df: pd.DataFrame, exp: dict, parent_runs, metric: str) -> None:
+    doc.h(1, f"Robustness study: {name}")
+    doc.p(f"{exp.get('description') or ''}".strip() or f"Experiment {exp.get('name')}.")
+    shards = ", ".join(f"{r.data.tags.get('shard', '?')} ({r.info.status.lower()})" for r in parent_runs)
+    evaluator = df["evaluator"].iloc[0] if "evaluator" in df and len(df) else exp["eval"]["evaluator"]
+    doc.p(f"Dataset {exp['dataset']}; objectives {', '.join(exp['objectives'])}; seeds {exp['seeds']}; "
+          f"{exp['budget']['iterations']} generator iterations at batch {exp['budget']['batch_size']}; "
+          f"evaluator {evaluator} with {exp['eval']['n_samples']} samples. Trials recorded: {len(df)}. "
+          f"Sweep runs (shards): {shards}.")
+    first = parent_runs[0].data.tags
+    doc.p(f"Command: {first.get('command', '?')}. Hardware: {first.get('hardware', '?')}. "
+          f"Versions: {first.get('versions', '?')}.")
+    doc.p(f"Success at threshold t: status ok and {metric} > t. Diverged, collapsed and failed trials "
+          "never succeed. Pairs are matched by (architecture id, seed).")
+
+
+def _factor_section(doc: Document, df: pd.DataFrame, thresholds, objectives, out: Path) -> None:
+    t_ref = results.reference_threshold(df, thresholds)
+    effects = results.factor_effects(df, t_ref, objectives)
+    if effects.empty:
+        return
+    doc.h(2, f"Architecture factors (threshold {t_ref:g}, where about half the trials succeed)")
+    cells = effects.assign(cell=effects["rate"].map("{:.2f}".format) + " (" + effects["n"].astype(str) + ")")
+    order = list(dict.fromkeys(zip(cells["factor"], cells["value"])))
+    wide = cells.set_index(["factor", "value", "objective"])["cell"].unstack("objective")
+    doc.table(wide.reindex(index=pd.MultiIndex.from_tuples(order, names=["factor", "value"]),
+                           columns=[o for o in objectives if o in wide.columns]).fillna(""), index=True)
+    fe = plot_factor_effects(effects, objectives, t_ref, out / "plots" / "factor_effects.png")
+    doc.img(str(fe.relative_to(out)), "success rate per factor value and objective")
+
+
+def _results_sections(doc: Document, client, df: pd.DataFrame, exp: dict, metric: str, out: Path) -> None:
+    objectives, thresholds = list(exp["objectives"]), [float(t) for t in exp["thresholds"]]
+    doc.h(2, "Outcomes")
+    outcomes = results.status_counts(df, objectives)
+    doc.table(outcomes, index=True)
+    doc.h(2, "Successes per objective and threshold")
+    counts = results.success_counts(df, thresholds, objectives)
+    doc.table(counts.apply(lambda col: col.astype(str) + f" / {outcomes['total'][col.name]}"), index=True)
+    rates = results.success_rates(df, thresholds, objectives)
+    doc.img(str(plot_success_rates(rates, out / "plots" / "success_rate.png", metric).relative_to(out)),
+            "success rate against threshold, 95% bootstrap confidence band")
+    for a, b in itertools.combinations(objectives, 2):
+        doc.h(2, f"{a} vs {b}")
+        doc.table(results.pair_table(df, a, b, thresholds))
+    comparison = results.published_comparison(df, exp["reproduces"]) if exp.get("reproduces") else None
+    if comparison is not None:
+        doc.h(2, f"Beside the published table ({exp['reproduces']})")
+        doc.p(comparison[1])
+        doc.table(comparison[0])
+    dist = plot_distributions(df, objectives, results.distribution_metrics(df), out / "plots" / "distributions.png")
+    if dist:
+        doc.h(2, "Final metric distributions")
+        doc.img(str(dist.relative_to(out)), "final metrics per objective (every trial with a value)")
+    _factor_section(doc, df, thresholds, objectives, out)
+    grids = _sample_grids(client, df, objectives, out / "samples")
+    if grids:
+        doc.h(2, "Samples")
+        for rel, caption in grids:
+            doc.img(rel, caption)
+    failed = df[df["status"] == FAILED]
+    if len(failed):
+        doc.h(2, "Failed trials")
+        doc.table(failed[["trial_id", "error"]].assign(error=failed["error"].fillna("").str.split("\n").str[0]))
+
+
+def build_report(name: str, out_root: str | Path = "results") -> Path:
+    """Write results/NAME/{report.md, report.html, trials.csv, plots/, samples/}; returns report.md."""
+    client, df, exp, parent_runs = load_study(name)
+    out = Path(out_root) / name
+    (out / "plots").mkdir(parents=True, exist_ok=True)
+    (out / "samples").mkdir(parents=True, exist_ok=True)
+    headlines = df["headline"].dropna() if len(df) else pd.Series(dtype=str)
+    metric = (headlines.iloc[0] if len(headlines) else None) or exp.get("success_metric") or "headline metric"
+    df.drop(columns=[c for c in ("start_time",) if c in df]).to_csv(out / "trials.csv", index=False)
+
+    doc = Document()
+    _header(doc, name, df, exp, parent_runs, metric)
+    if df.empty:
+        doc.p("No trial has been recorded yet.")
+    else:
+        _results_sections(doc, client, df, exp, metric, out)
+    doc.h(2, "Experiment")
+    doc.code(json.dumps(exp, indent=1))
+    (out / "report.md").write_text(doc.markdown())
+    (out / "report.html").write_text(doc.html(f"Robustness study: {name}"))
+    return out / "report.md"

@@ -1,0 +1,76 @@
+"""The report's pictures: success rate against threshold, metric distributions, factor effects."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def _plt():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path)
+    _plt().close(fig)
+    return path
+
+
+def plot_success_rates(rates: pd.DataFrame, path: Path, metric: str) -> Path:
+    fig, ax = _plt().subplots(figsize=(6, 4), dpi=110)
+    for obj, sub in rates.groupby("objective", sort=False):
+        ax.plot(sub["threshold"], sub["rate"], marker="o", label=obj)
+        ax.fill_between(sub["threshold"], sub["ci_low"], sub["ci_high"], alpha=0.15)
+    ax.set_xlabel(f"threshold on {metric}")
+    ax.set_ylabel("success rate (95% bootstrap CI)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_distributions(df: pd.DataFrame, objectives, metrics, path: Path) -> Path | None:
+    """One panel per metric: every trial's final value as a dot, a box per objective."""
+    if not metrics:
+        return None
+    fig, axes = _plt().subplots(1, len(metrics), figsize=(4 * len(metrics), 3.6), dpi=110, squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        data = [pd.to_numeric(df.loc[df["objective"] == o, metric], errors="coerce").dropna().to_numpy()
+                if metric in df else np.array([]) for o in objectives]
+        for i, d in enumerate(data):
+            if len(d):
+                ax.scatter(np.full(len(d), i + 1) + np.linspace(-0.12, 0.12, len(d)), d, s=10, alpha=0.7)
+        if any(len(d) for d in data):
+            ax.boxplot([d if len(d) else [np.nan] for d in data], widths=0.5, showfliers=False)
+        ax.set_xticks(range(1, len(objectives) + 1), objectives, rotation=30, fontsize=8)
+        ax.set_title(metric, fontsize=9)
+    return _save(fig, path)
+
+
+def plot_factor_effects(effects: pd.DataFrame, objectives, threshold: float, path: Path) -> Path | None:
+    if effects.empty:
+        return None
+    factors = list(dict.fromkeys(effects["factor"]))
+    ncol = min(4, len(factors))
+    nrow = (len(factors) + ncol - 1) // ncol
+    fig, axes = _plt().subplots(nrow, ncol, figsize=(3.6 * ncol, 2.8 * nrow), dpi=110, squeeze=False)
+    width = 0.8 / max(1, len(objectives))
+    for ax, f in zip(axes.flat, factors):
+        sub = effects[effects["factor"] == f]
+        values = list(dict.fromkeys(sub["value"]))
+        for j, obj in enumerate(objectives):
+            s = sub[sub["objective"] == obj].set_index("value").reindex(values)
+            ax.bar(np.arange(len(values)) + j * width, s["rate"].fillna(0), width, label=obj)
+        ax.set_xticks(np.arange(len(values)) + width * (len(objectives) - 1) / 2, values, fontsize=8)
+        ax.set_title(f, fontsize=9)
+        ax.set_ylim(0, 1)
+    for ax in list(axes.flat)[len(factors):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    fig.suptitle(f"success rate by factor value (threshold {threshold:g})", fontsize=10)
+    return _save(fig, path)

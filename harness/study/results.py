@@ -1,0 +1,174 @@
+"""Pure pandas over trial records: success, the paper's pair tables, rates, factor effects.
+
+Success of a trial at threshold t: its status is ok AND its headline metric (the
+evaluator's, e.g. an Inception score or modes covered; all higher-is-better) is > t.
+Diverged, collapsed and failed trials never succeed: a collapsed generator is a failure
+mode the threshold metric can miss, and the status counts are reported beside.
+Trials are paired by (arch_id, seed) for the only-A / only-B / both / neither tables.
+"""
+from __future__ import annotations
+
+import itertools
+import warnings
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+
+from ..published import published_pair_table
+from ..record import OK, OUTCOMES, TrialRecord
+from ..space import FACTORS
+
+IDENTITY = ["trial_id", "arch_id", "objective", "seed", "status", "headline", "score"]
+
+
+def frame(records: Iterable[TrialRecord]) -> pd.DataFrame:
+    """One row per trial (`TrialRecord.to_row`). Should two attempts of one trial ever be
+    stored, the latest started (`start_time`) is kept."""
+    rows = [r.to_row() for r in records]
+    df = pd.DataFrame(rows) if rows else pd.DataFrame(columns=IDENTITY)
+    if df.empty:
+        return df
+    df["seed"] = pd.to_numeric(df["seed"], errors="coerce")
+    if "start_time" in df:
+        df = df.sort_values("start_time", kind="stable")
+    df = df.drop_duplicates("trial_id", keep="last")
+    return df.sort_values("trial_id").reset_index(drop=True)
+
+
+def success(df: pd.DataFrame, threshold: float) -> pd.Series:
+    if df.empty:
+        return pd.Series(dtype=bool)
+    return (df["status"] == OK) & (pd.to_numeric(df["score"], errors="coerce") > threshold)
+
+
+def success_counts(df: pd.DataFrame, thresholds, objectives) -> pd.DataFrame:
+    """Rows: thresholds; columns: objectives; cells: trials that succeeded."""
+    out = pd.DataFrame(0, index=pd.Index([float(t) for t in thresholds], name="threshold"),
+                       columns=list(objectives), dtype=int)
+    if df.empty:
+        return out
+    for t in out.index:
+        ok = success(df, t)
+        for obj in objectives:
+            out.loc[t, obj] = int(ok[df["objective"] == obj].sum())
+    return out
+
+
+def pair_table(df: pd.DataFrame, a: str, b: str, thresholds) -> pd.DataFrame:
+    """The paper's table for objectives a and b: trials paired by (arch_id, seed)."""
+    rows = []
+    keys = ["arch_id", "seed"]
+    for t in thresholds:
+        s = df.assign(success=success(df, t)) if len(df) else pd.DataFrame(columns=keys + ["objective", "success"])
+        left = s[s["objective"] == a][keys + ["success"]]
+        right = s[s["objective"] == b][keys + ["success"]]
+        m = left.merge(right, on=keys, suffixes=("_a", "_b"))
+        sa, sb = m["success_a"].astype(bool), m["success_b"].astype(bool)
+        rows.append({"threshold": float(t), f"only {a}": int((sa & ~sb).sum()), f"only {b}": int((~sa & sb).sum()),
+                     "both succeeded": int((sa & sb).sum()), "both failed": int((~sa & ~sb).sum()),
+                     "pairs": len(m)})
+    return pd.DataFrame(rows)
+
+
+def all_pair_tables(df: pd.DataFrame, thresholds, objectives) -> pd.DataFrame:
+    """Every pair of objectives in long format: a, b, threshold, only_a, only_b, both, neither."""
+    rows = []
+    for a, b in itertools.combinations(objectives, 2):
+        for r in pair_table(df, a, b, thresholds).to_dict("records"):
+            rows.append({"a": a, "b": b, "threshold": r["threshold"], "only_a": r[f"only {a}"],
+                         "only_b": r[f"only {b}"], "both": r["both succeeded"], "neither": r["both failed"],
+                         "pairs": r["pairs"]})
+    return pd.DataFrame(rows, columns=["a", "b", "threshold", "only_a", "only_b", "both", "neither", "pairs"])
+
+
+def status_counts(df: pd.DataFrame, objectives) -> pd.DataFrame:
+    """Rows: objectives; columns: each outcome and the total."""
+    out = pd.DataFrame(0, index=pd.Index(list(objectives), name="objective"), columns=list(OUTCOMES), dtype=int)
+    if not df.empty:
+        for obj in objectives:
+            sub = df[df["objective"] == obj]
+            for st in OUTCOMES:
+                out.loc[obj, st] = int((sub["status"] == st).sum())
+    out["total"] = out.sum(axis=1)
+    return out
+
+
+def success_rates(df: pd.DataFrame, thresholds, objectives, n_resamples: int = 2000) -> pd.DataFrame:
+    """Success rate per objective and threshold with a 95 % bootstrap CI (scipy, percentile)."""
+    from scipy.stats import bootstrap
+    rows = []
+    for obj in objectives:
+        sub = df[df["objective"] == obj] if len(df) else df
+        for t in thresholds:
+            x = success(sub, t).to_numpy(dtype=float) if len(sub) else np.array([])
+            rate = float(x.mean()) if len(x) else np.nan
+            lo = hi = rate
+            if len(x) > 1 and 0 < x.sum() < len(x):
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    ci = bootstrap((x,), np.mean, n_resamples=n_resamples, method="percentile",
+                                   confidence_level=0.95, rng=np.random.default_rng(0)).confidence_interval
+                lo, hi = float(ci.low), float(ci.high)
+            rows.append({"objective": obj, "threshold": float(t), "rate": rate, "ci_low": lo, "ci_high": hi,
+                         "n": len(x)})
+    return pd.DataFrame(rows)
+
+
+def reference_threshold(df: pd.DataFrame, thresholds) -> float:
+    """The threshold whose overall success rate is nearest 50 %: where factors tell most apart."""
+    if df.empty:
+        return float(thresholds[0])
+    return min((abs(success(df, t).mean() - 0.5), float(t)) for t in thresholds)[1]
+
+
+def factor_effects(df: pd.DataFrame, threshold: float, objectives) -> pd.DataFrame:
+    """Success rate of each objective among trials with each value of each architecture factor."""
+    columns = ["factor", "value", "objective", "rate", "n"]
+    if df.empty:
+        return pd.DataFrame(columns=columns)
+    rows = []
+    ok = success(df, threshold)
+    for f in FACTORS:
+        col = f"arch.{f}"
+        if col not in df or df[col].nunique() < 2:
+            continue
+        for value in sorted(df[col].dropna().unique(), key=_sort_key):
+            for obj in objectives:
+                mask = (df[col] == value) & (df["objective"] == obj)
+                if mask.any():
+                    rows.append({"factor": f, "value": value, "objective": obj,
+                                 "rate": float(ok[mask].mean()), "n": int(mask.sum())})
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _sort_key(v):
+    try:
+        return (0, float(v), "")
+    except (TypeError, ValueError):
+        return (1, 0.0, str(v))
+
+
+def published_comparison(df: pd.DataFrame, key: str) -> tuple[pd.DataFrame, str] | None:
+    """Ours next to the published pair table, at every threshold the source lists."""
+    pub = published_pair_table(key)
+    if df.empty or not {pub.a, pub.b} <= set(df["objective"]):
+        return None
+    ts = sorted(pub.rows)
+    ours = pair_table(df, pub.a, pub.b, ts)
+    cols = [f"only {pub.a}", f"only {pub.b}", "both succeeded", "both failed"]
+    rows = []
+    for t, (_, r) in zip(ts, ours.iterrows()):
+        rows.append({"threshold": t, **{c: f"{int(r[c])} / {p}" for c, p in zip(cols, pub.rows[t])}})
+    note = (f"Ours / published ({pub.source}; {pub.setting}). Ours has {int(ours['pairs'].iloc[0])} "
+            f"paired architectures, the paper {pub.n}.")
+    return pd.DataFrame(rows), note
+
+
+def distribution_metrics(df: pd.DataFrame) -> list[str]:
+    """The headline metric(s), then FID / KID style metrics found among the final metrics."""
+    if df.empty:
+        return []
+    heads = [h for h in df["headline"].dropna().unique() if h]
+    others = sorted(c for c in df.columns if str(c).lower().startswith(("fid", "kid")) and not str(c).endswith("_std"))
+    return list(dict.fromkeys(heads + others))[:4]

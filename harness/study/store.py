@@ -1,0 +1,257 @@
+"""MLflow: one experiment per sweep name, a parent run per shard, a child run per trial.
+
+Only the sweep's driver process talks to MLflow; Ray workers report through Tune. So an
+sqlite store never sees concurrent writers, and a cluster's workers need no access to it.
+
+Runs and their tags:
+- parent (tag role=parent): one per (sweep name, shard); params and tags record the study,
+  the command and the hardware; experiment.json holds the whole validated experiment,
+  which --resume compares against. At the end it receives the aggregated success counts
+  (metrics success/OBJECTIVE/THRESHOLD) and the robustness tables (artifacts tables/).
+- child (tag role=trial, nested through mlflow.parentRunId): one active run per trial,
+  tagged trial_id, arch_id, objective, seed, status, headline; params = Trial.params();
+  metric curves; the record's summary as final metrics; samples.png. A retried or resumed
+  trial replaces its earlier attempt, which is ended and moved to MLflow's trash (deleted,
+  recoverable), so every trial is counted once.
+No run is left RUNNING by a sweep that ends or fails normally; a killed sweep's stale
+runs are ended KILLED when it is resumed. Reading (`find_experiment`, `read_records`)
+never changes the store.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import numbers
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from .. import provenance
+from ..record import ANSWERS, FAILED, SUMMARY, TrialRecord
+
+RUNNING, KILLED = "running", "killed"   # child-run states besides the trial outcomes
+BATCH = 1000                            # MLflow's limit of metrics per log_batch
+PARAM_BATCH = 100                       # ... and of params and tags
+
+
+def tracking_uri() -> str:
+    """MLFLOW_TRACKING_URI if set, else an sqlite file mlflow.db in the current directory."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def get_client():
+    """An MlflowClient on tracking_uri(), with MLflow's info chatter silenced."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    import mlflow
+    from mlflow import MlflowClient
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    return MlflowClient(tracking_uri=uri)
+
+
+def find_experiment(client, name: str):
+    """The MLflow experiment of sweep `name` (active or in the trash), or None. Read-only."""
+    return client.get_experiment_by_name(name)
+
+
+def open_experiment(client, name: str) -> str:
+    """The id of sweep `name`'s MLflow experiment, created, or restored from the trash (MLflow
+    refuses a new experiment under a deleted one's name)."""
+    exp = client.get_experiment_by_name(name)
+    if exp is None:
+        return client.create_experiment(name)
+    if exp.lifecycle_stage == "deleted":
+        client.restore_experiment(exp.experiment_id)
+    return exp.experiment_id
+
+
+def search_all(client, exp_id: str, filter_string: str) -> list:
+    """Every active run matching the filter, across pages."""
+    runs, token = [], None
+    while True:
+        page = client.search_runs([exp_id], filter_string, max_results=1000, page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def parents(client, exp_id: str) -> list:
+    return search_all(client, exp_id, "tags.role = 'parent'")
+
+
+def children(client, exp_id: str, parent_id: str | None = None) -> list:
+    f = "tags.role = 'trial'"
+    if parent_id:
+        f += f" and tags.`mlflow.parentRunId` = '{parent_id}'"
+    return search_all(client, exp_id, f)
+
+
+# ---- writing -------------------------------------------------------------------------
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _metrics(values: dict, step: int, ts: int | None = None) -> list:
+    from mlflow.entities import Metric
+    ts = ts or _now_ms()
+    return [Metric(str(k), float(v), ts, int(step)) for k, v in values.items()
+            if isinstance(v, numbers.Real) and not isinstance(v, bool)]
+
+
+def log_points(client, run_id: str, points) -> None:
+    """points: [(step, {name: value})], written in batches."""
+    batch = [m for step, values in points for m in _metrics(values, step)]
+    for i in range(0, len(batch), BATCH):
+        client.log_batch(run_id, metrics=batch[i:i + BATCH])
+
+
+def log_params(client, run_id: str, params: dict) -> None:
+    from mlflow.entities import Param
+    items = [Param(str(k), json.dumps(v) if isinstance(v, (list, dict)) else str(v)[:6000])
+             for k, v in params.items()]
+    for i in range(0, len(items), PARAM_BATCH):
+        client.log_batch(run_id, params=items[i:i + PARAM_BATCH])
+
+
+def set_tags(client, run_id: str, tags: dict) -> None:
+    from mlflow.entities import RunTag
+    items = [RunTag(str(k), str(v)[:8000]) for k, v in tags.items()]
+    for i in range(0, len(items), PARAM_BATCH):
+        client.log_batch(run_id, tags=items[i:i + PARAM_BATCH])
+
+
+def end_run(client, run_id: str, status: str) -> None:
+    client.set_terminated(run_id, status=status, end_time=_now_ms())
+
+
+def start_parent(client, exp_id: str, sweep: str, shard: str, experiment: dict, n_trials: int,
+                 experiment_file: str) -> str:
+    run = client.create_run(exp_id, run_name=sweep if shard == "1/1" else f"{sweep} shard {shard}",
+                            tags={"role": "parent", "sweep": sweep, "shard": shard,
+                                  "command": provenance.command_line(), "hardware": provenance.hardware(),
+                                  "versions": provenance.versions(), "experiment_file": experiment_file})
+    rid = run.info.run_id
+    keys = ("dataset", "objectives", "thresholds", "success_metric", "reproduces", "space", "budget", "eval", "seeds")
+    log_params(client, rid, {**{k: experiment[k] for k in keys}, "n_trials_shard": n_trials})
+    client.log_dict(rid, experiment, "experiment.json")
+    return rid
+
+
+def load_experiment_dict(client, run_id: str) -> dict:
+    """The validated experiment a parent run began with (its experiment.json)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = client.download_artifacts(run_id, "experiment.json", tmp)
+        return json.loads(Path(path).read_text())
+
+
+def answered_trials(client, exp_id: str, parent_id: str) -> dict[str, str]:
+    """trial id -> run id of the first FINISHED child run with an answer (ok, diverged,
+    collapsed): what --resume keeps. Read-only."""
+    kept: dict[str, str] = {}
+    for run in sorted(children(client, exp_id, parent_id), key=lambda r: r.info.start_time or 0):
+        tags = run.data.tags
+        if run.info.status == "FINISHED" and tags.get("status") in ANSWERS:
+            kept.setdefault(tags.get("trial_id"), run.info.run_id)
+    return kept
+
+
+def discard_unanswered(client, exp_id: str, parent_id: str, kept: dict[str, str]) -> None:
+    """End (KILLED) and trash every child run of the parent that is not kept, before a resume."""
+    keep = set(kept.values())
+    for run in children(client, exp_id, parent_id):
+        if run.info.run_id in keep:
+            continue
+        if run.info.status == "RUNNING":
+            end_run(client, run.info.run_id, "KILLED")
+        client.delete_run(run.info.run_id)
+
+
+class ChildRuns:
+    """The sweep's child runs, by trial id: created when Ray starts a trial, ended with it."""
+
+    def __init__(self, client, exp_id: str, parent_id: str, sweep: str, shard: str):
+        self.client, self.exp_id, self.parent_id = client, exp_id, parent_id
+        self.sweep, self.shard = sweep, shard
+        self.open: dict[str, str] = {}        # trial id -> run id of the running attempt
+        self.attempts: dict[str, int] = {}
+        self.errors: dict[str, str] = {}      # trial id -> last error (shown on the next attempt)
+
+    def start(self, trial_id: str, params: dict) -> str:
+        old = self.open.pop(trial_id, None)
+        if old:   # a retry: the failed attempt's run goes to the trash, this one replaces it
+            end_run(self.client, old, "FAILED")
+            self.client.delete_run(old)
+        attempt = self.attempts.get(trial_id, 0) + 1
+        self.attempts[trial_id] = attempt
+        tags = {"mlflow.parentRunId": self.parent_id, "role": "trial", "sweep": self.sweep,
+                "shard": self.shard, "trial_id": trial_id, "arch_id": params["arch_id"],
+                "objective": params["objective"], "seed": params["seed"], "status": RUNNING,
+                "attempt": attempt}
+        if trial_id in self.errors:
+            tags["previous_error"] = self.errors[trial_id]
+        run = self.client.create_run(self.exp_id, run_name=trial_id, tags={k: str(v) for k, v in tags.items()})
+        log_params(self.client, run.info.run_id, params)
+        self.open[trial_id] = run.info.run_id
+        return run.info.run_id
+
+    def log(self, trial_id: str, points) -> None:
+        if trial_id in self.open:
+            log_points(self.client, self.open[trial_id], points)
+
+    def finish(self, record: TrialRecord, samples_png: bytes | None = None) -> None:
+        """End a trial that returned a record: ok, diverged and collapsed are all FINISHED runs."""
+        rid = self.open.pop(record.trial_id)
+        log_points(self.client, rid, [(record.iterations, {**record.summary(), **record.metrics})])
+        tags = {"status": record.status, "headline": record.headline or "", "iterations": record.iterations}
+        if record.error:
+            tags["error"] = record.error
+        set_tags(self.client, rid, tags)
+        if samples_png:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / "samples.png"
+                path.write_bytes(samples_png)
+                self.client.log_artifact(rid, str(path))
+        end_run(self.client, rid, "FINISHED")
+
+    def error(self, trial_id: str, message: str, final: bool) -> None:
+        """A raised trial: kept RUNNING for its retry, or ended FAILED with status failed."""
+        self.errors[trial_id] = message
+        rid = self.open.get(trial_id)
+        if rid is None:
+            return
+        set_tags(self.client, rid, {"error": message, **({"status": FAILED} if final else {})})
+        if final:
+            end_run(self.client, rid, "FAILED")
+            self.open.pop(trial_id)
+
+    def abort_all(self, status: str = "KILLED") -> None:
+        for trial_id in list(self.open):
+            rid = self.open.pop(trial_id)
+            set_tags(self.client, rid, {"status": KILLED})
+            end_run(self.client, rid, status)
+
+
+# ---- reading -------------------------------------------------------------------------
+
+def record_from_run(run) -> TrialRecord:
+    """A child run back as the TrialRecord it was written from (params as MLflow keeps them: text)."""
+    t, metrics = run.data.tags, dict(run.data.metrics)
+    summary = {k: metrics.pop(k, 0.0) for k in SUMMARY}
+    seed = t.get("seed")
+    return TrialRecord(
+        trial_id=t.get("trial_id", ""), arch_id=t.get("arch_id", ""), objective=t.get("objective", ""),
+        seed=int(seed) if seed not in (None, "") else -1, status=t.get("status", ""),
+        headline=t.get("headline") or None, metrics=metrics, error=t.get("error"),
+        iterations=int(t.get("iterations") or 0), params=dict(run.data.params), **summary,
+        tracking={"run_id": run.info.run_id, "parent_run_id": t.get("mlflow.parentRunId"),
+                  "run_status": run.info.status, "start_time": run.info.start_time,
+                  "shard": t.get("shard"), "attempt": t.get("attempt")})
+
+
+def read_records(client, exp_id: str, parent_id: str | None = None) -> list[TrialRecord]:
+    return [record_from_run(run) for run in children(client, exp_id, parent_id)]

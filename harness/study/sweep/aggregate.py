@@ -1,0 +1,32 @@
+"""Success counts and robustness tables onto a sweep's parent run."""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from ...record import OUTCOMES
+from .. import results, store
+from ..report.build import tables_markdown
+
+
+def aggregate_onto_parent(client, parent_id: str, df: pd.DataFrame, thresholds, objectives,
+                          prefix: str = "") -> dict:
+    """Metrics success/OBJ/T, trials/OBJ and status/OBJ/STATUS, the tables as artifacts. Returns the metrics."""
+    counts = results.success_counts(df, thresholds, objectives)
+    values = {f"{prefix}success/{obj}/{thr:g}": int(counts.loc[thr, obj])
+              for thr in counts.index for obj in counts.columns}
+    outcomes = results.status_counts(df, objectives)
+    for obj in objectives:
+        values[f"{prefix}trials/{obj}"] = int(outcomes.loc[obj, "total"])
+        values.update({f"{prefix}status/{obj}/{st}": int(outcomes.loc[obj, st]) for st in OUTCOMES})
+    store.log_points(client, parent_id, [(0, values)])
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "tables"
+        folder.mkdir()
+        counts.to_csv(folder / "success_counts.csv")
+        results.all_pair_tables(df, thresholds, objectives).to_csv(folder / "pairs.csv", index=False)
+        (folder / "robustness.md").write_text(tables_markdown(df, thresholds, objectives))
+        client.log_artifacts(parent_id, str(folder), f"{prefix}tables")
+    return values

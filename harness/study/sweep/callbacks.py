@@ -1,0 +1,129 @@
+"""Driver-side Tune callbacks: one writes the MLflow child runs, the other prints the progress line.
+
+They share one `TrialStates` (trial id -> state), which the recorder writes and the
+progress line reads.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from ray import tune
+
+from ...record import FAILED, OUTCOMES, TrialRecord
+from ...trial import Trial
+from ..store import RUNNING, ChildRuns
+
+RETRYING = "retrying"
+
+
+def trial_id_of(rtrial) -> str:
+    return rtrial.config["trial"]["trial_id"]
+
+
+def error_text(rtrial) -> str:
+    """The exception a Tune trial raised, as one line.
+
+    Tune writes error.pkl / error.txt to the trial's driver staging folder first and syncs
+    them to its storage path later, so the staging copies are read first."""
+    import cloudpickle
+    readers = (
+        lambda: cloudpickle.loads(Path(rtrial.pickled_error_file).read_bytes()),
+        rtrial.get_pickled_error,
+        lambda: Path(rtrial.error_file).read_text(),
+        rtrial.get_error,
+    )
+    for read in readers:
+        try:
+            err = read()
+        except Exception:  # noqa: BLE001 - not written (yet) there: try the next place
+            continue
+        if isinstance(err, BaseException):
+            cause = getattr(err, "cause", None) or err
+            return f"{type(cause).__name__}: {cause}".strip()[:4000]
+        if err and str(err).strip():
+            return str(err).strip().splitlines()[-1][:4000]
+    return "unknown error (Tune recorded none)"
+
+
+class TrialStates(dict):
+    """trial id -> running | retrying | an outcome (record.OUTCOMES)."""
+
+    def count(self, *states) -> int:
+        return sum(s in states for s in self.values())
+
+
+class Recorder(tune.Callback):
+    """Starts a child run when Tune starts a trial, streams its metric points, ends it with its record."""
+
+    def __init__(self, trials: dict[str, Trial], runs: ChildRuns, states: TrialStates):
+        self.trials, self.runs, self.states = trials, runs, states
+        self.finals: dict[str, tuple[TrialRecord, bytes | None]] = {}
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        tid = trial_id_of(trial)
+        self.runs.start(tid, self.trials[tid].params())
+        self.states[tid] = RUNNING
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        h = result.get("harness") or {}
+        tid = trial_id_of(trial)
+        if "record" in h:
+            self.finals[tid] = (TrialRecord.from_dict(h["record"]), h.get("samples_png"))
+        if h.get("points"):
+            self.runs.log(tid, h["points"])
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        tid = trial_id_of(trial)
+        final = self.finals.pop(tid, None)
+        if final is None:
+            self.runs.error(tid, "the trial ended without reporting a result", final=True)
+            self.states[tid] = FAILED
+        else:
+            self.runs.finish(*final)
+            self.states[tid] = final[0].status
+
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        tid = trial_id_of(trial)
+        self.runs.error(tid, error_text(trial), final=False)
+        self.states[tid] = RETRYING
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        tid = trial_id_of(trial)
+        self.runs.error(tid, error_text(trial), final=True)
+        self.states[tid] = FAILED
+
+
+def fmt_duration(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else \
+        f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+class ProgressLine(tune.Callback):
+    """A line on stderr when the counts change (at most every 2 s) or every 30 s."""
+
+    def __init__(self, states: TrialStates, label: str, total: int):
+        self.states, self.label, self.total = states, label, total
+        self.start = time.monotonic()
+        self.last_counts, self.last_time = None, 0.0
+
+    def line(self) -> str:
+        s = self.states
+        done, failed, running = s.count(*OUTCOMES), s.count(FAILED), s.count(RUNNING, RETRYING)
+        elapsed = time.monotonic() - self.start
+        eta = f"~{fmt_duration(elapsed / done * (self.total - done))} left" if done else "time left unknown"
+        outcomes = ", ".join(f"{k} {s.count(k)}" for k in OUTCOMES if k != FAILED and s.count(k))
+        return (f"[{self.label}] {done}/{self.total} done ({outcomes or 'none yet'}), {failed} failed, "
+                f"{running} running, {self.total - done - running} pending | {fmt_duration(elapsed)} elapsed, {eta}")
+
+    def on_step_end(self, iteration, trials, **info):
+        now, text = time.monotonic(), self.line()
+        counts = text.split("|")[0]
+        if (counts != self.last_counts and now - self.last_time >= 2) or now - self.last_time >= 30:
+            print(text, file=sys.stderr, flush=True)
+            self.last_counts, self.last_time = counts, now
+
+    def on_experiment_end(self, trials, **info):
+        print(self.line(), file=sys.stderr, flush=True)

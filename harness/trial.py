@@ -1,0 +1,99 @@
+"""A trial, and the views of an experiment that every consumer resolves the same way.
+
+A trial is one (architecture, objective, seed) of an experiment. What it trains with is
+derived here once: the objective with the experiment's overrides, z's size, the data's
+shape, the evaluator (the one `auto` rule lives in `evaluate.registry`) and the resident
+dataset's size. The trainer, the sweep's scheduling and GPU packing, the benchmark and
+the CLI all ask these functions instead of re-deriving them.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from .config import Experiment
+from .data import get_dataset_spec
+from .errors import ConfigError
+from .evaluate.registry import default_evaluator_for
+from .objectives import Objective, get_objective
+from .space import Arch
+
+# z for images: 128-d, as the WGAN-GP reference code (gan_cifar / gan_64x64); for the 2D
+# mixtures: 2-d, as PacGAN's and VEEGAN's toy experiments.
+IMAGE_Z_DIM = 128
+TOY_Z_DIM = 2
+
+
+def objective_for(exp: Experiment, name: str) -> Objective:
+    """The named objective with the experiment's overrides applied."""
+    return get_objective(name, **exp.objective_overrides.get(name, {}))
+
+
+def z_dim(exp: Experiment) -> int:
+    if exp.train.z_dim:
+        return exp.train.z_dim
+    return TOY_Z_DIM if get_dataset_spec(exp.dataset).kind == "toy2d" else IMAGE_Z_DIM
+
+
+def data_shape(exp: Experiment) -> tuple[int, ...]:
+    return get_dataset_spec(exp.dataset).shape
+
+
+def dataset_bytes(exp: Experiment) -> int:
+    """Bytes of the uint8 training set a trial keeps resident on its device (0 for the mixtures)."""
+    spec = get_dataset_spec(exp.dataset)
+    if spec.kind == "toy2d":
+        return 0
+    n = spec.n_train if exp.data.limit is None else min(exp.data.limit, spec.n_train)
+    per_example = 1
+    for d in spec.shape:
+        per_example *= d
+    return n * per_example
+
+
+def evaluator_name(exp: Experiment) -> str:
+    return default_evaluator_for(exp.dataset) if exp.eval.evaluator == "auto" else exp.eval.evaluator
+
+
+def make_evaluator(exp: Experiment, device: str = "cpu"):
+    """The experiment's evaluator on `device`; a combination that cannot work names its field."""
+    from .evaluate import make_evaluator as build   # late: the evaluators pull in torch-fidelity
+    e = exp.eval
+    try:
+        return build(evaluator_name(exp), exp.dataset, e.n_samples, real_split=e.real_split, device=str(device),
+                     weights_path=e.weights_path, data_root=exp.data.root, data_path=exp.data.path)
+    except ValueError as err:   # e.g. toy2d on images, too few samples for IS/FID/KID
+        raise ConfigError("eval.n_samples" if "n_samples" in str(err) else "eval.evaluator", str(err)) from None
+
+
+@dataclass(frozen=True)
+class Trial:
+    experiment: Experiment
+    arch: Arch
+    objective: str
+    seed: int
+
+    @property
+    def id(self) -> str:
+        return f"{self.arch.id}-{self.objective}-s{self.seed}"
+
+    def make_objective(self) -> Objective:
+        return objective_for(self.experiment, self.objective)
+
+    def params(self) -> dict:
+        """Flat key -> value: every setting that produced the trial (MLflow params, CSV)."""
+        e = self.experiment
+        flat = {"trial_id": self.id, "arch_id": self.arch.id, "objective": self.objective,
+                "seed": self.seed, "dataset": e.dataset, "experiment": e.name,
+                "evaluator": evaluator_name(e)}
+        flat.update({f"arch.{k}": v for k, v in self.arch.to_dict().items()})
+        for section in ("budget", "eval", "train", "data"):
+            flat.update({f"{section}.{k}": v for k, v in dataclasses.asdict(getattr(e, section)).items()})
+        settings = self.make_objective().settings
+        flat.update({f"objective.{k}": v for k, v in dataclasses.asdict(settings).items()})
+        return flat
+
+
+def trials_of(exp: Experiment) -> list[Trial]:
+    """Every (architecture, objective, seed), architecture-major: pairs stay adjacent."""
+    return [Trial(exp, arch, obj, seed) for arch in exp.archs() for seed in exp.seeds for obj in exp.objectives]

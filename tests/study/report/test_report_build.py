@@ -1,0 +1,63 @@
+"""A report rebuilt from a hand-made two-shard MLflow store, and the report's refusals."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from harness import cli
+from harness.config import from_dict
+from harness.record import TrialRecord
+from harness.study import store
+from harness.study.report.build import build_report
+from harness.study.sweep.plan import shard_trials
+from harness.trial import trials_of
+
+
+@pytest.fixture
+def two_shard_store(project):
+    """A store as two shards of one sweep would leave it, made through the store's own writers."""
+    exp = from_dict({"name": "shards", "dataset": "ring8", "objectives": ["gan", "wgan-gp"],
+                     "space": {"mode": "sample", "n": 4, "seed": 0}, "thresholds": [1.0, 3.0, 5.0, 7.0, 9.0],
+                     "reproduces": "gulrajani2017"})
+    client = store.get_client()
+    exp_id = store.open_experiment(client, "shards")
+    scores = {"gan": 2.0, "wgan-gp": 6.0}
+    for i in (1, 2):
+        trials = shard_trials(trials_of(exp), i, 2)
+        pid = store.start_parent(client, exp_id, "shards", f"{i}/2", exp.to_dict(), len(trials), "x.yaml")
+        runs = store.ChildRuns(client, exp_id, pid, "shards", f"{i}/2")
+        for t in trials:
+            runs.start(t.id, t.params())
+            runs.log(t.id, [(10, {"loss_d": 1.0}), (20, {"loss_d": 0.5})])
+            runs.finish(TrialRecord(t.id, t.arch.id, t.objective, t.seed, headline="modes_covered",
+                                    metrics={"modes_covered": scores[t.objective]}, iterations=20, wall_time_s=1.0))
+        store.end_run(client, pid, "FINISHED")
+    return exp
+
+
+def test_report_merges_shards_from_mlflow_alone(project, two_shard_store):
+    path = build_report("shards", out_root=project / "results")
+    out = path.parent
+    csv = pd.read_csv(out / "trials.csv")
+    assert len(csv) == len(trials_of(two_shard_store)) and set(csv["shard"]) == {"1/2", "2/2"}
+    assert {"score", "modes_covered", "loss_d", "arch.nonlin_g", "objective.lr_d"} <= set(csv.columns)
+    assert not [c for c in csv.columns if c.startswith("m:")]
+    md = path.read_text()
+    assert "only wgan-gp" in md and "4 / 147" in md          # ours / published at threshold 5
+    assert (out / "report.html").read_text().count("<table") >= 3
+    for png in ("success_rate.png", "distributions.png", "factor_effects.png"):
+        assert (out / "plots" / png).is_file()
+
+
+def test_report_of_an_unknown_sweep_is_a_usage_error(project, capsys):
+    assert cli.main(["report", "nothing-here"]) == 2
+    assert "no sweep named 'nothing-here'" in capsys.readouterr().err
+
+
+def test_report_does_not_restore_a_deleted_sweep(project, two_shard_store, capsys):
+    client = store.get_client()
+    client.delete_experiment(store.find_experiment(client, "shards").experiment_id)
+    assert cli.main(["report", "shards"]) == 2
+    assert "trash" in capsys.readouterr().err
+    assert store.find_experiment(client, "shards").lifecycle_stage == "deleted"
+    assert not (project / "results" / "shards").exists()
