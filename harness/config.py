@@ -60,7 +60,8 @@ class TrainConfig:
     device: str = "auto"          # auto | cpu | cuda | cuda:N
     precision: str = "auto"       # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
     check_every: int = 0          # read losses back every N steps; 0: 1 on CPU, 25 on CUDA
-    threads: int = 0              # torch CPU threads per trial; 0 = leave torch's default
+    threads: int = 0              # torch CPU threads per trial; 0 = the sweep's cpus_per_trial (train: torch's)
+    init: str = "dcgan"           # weight init: dcgan (N(0, 0.02), DCGAN sec. 4) | pytorch (its defaults)
 
 
 @dataclass
@@ -84,6 +85,7 @@ class Experiment:
     eval: EvalConfig = field(default_factory=EvalConfig)
     thresholds: list = field(default_factory=lambda: list(PAPER_THRESHOLDS))
     success_metric: str | None = None   # None: the evaluator's headline metric (IS for images)
+    success_rule: str = "paper"         # paper: the score decides (WGAN-GP 5.1) | strict: collapse vetoes
     reproduces: str | None = None       # a published table to print beside ours (published.py)
     train: TrainConfig = field(default_factory=TrainConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
@@ -238,6 +240,9 @@ def _validate_evaluation(e: Experiment) -> None:
         if not isinstance(t, (int, float)) or isinstance(t, bool):
             raise ConfigError(f"thresholds[{i}]", f"expected a number, got {t!r}")
     e.thresholds = sorted(float(t) for t in e.thresholds)
+    from .record import SUCCESS_RULES
+    if e.success_rule not in SUCCESS_RULES:
+        raise ConfigError("success_rule", f"{e.success_rule!r} is not one of {sorted(SUCCESS_RULES)}")
     if e.success_metric is not None and not e.success_metric:
         raise ConfigError("success_metric", "must name a metric or be left out")
     if e.reproduces is not None and e.reproduces not in PUBLISHED:
@@ -245,6 +250,9 @@ def _validate_evaluation(e: Experiment) -> None:
 
 
 def _validate_training(e: Experiment) -> None:
+    from .nets.init import INITS
+    if e.train.init not in INITS:
+        raise ConfigError("train.init", f"{e.train.init!r} is not one of {sorted(INITS)}")
     if e.train.precision not in ("auto", "fp32", "bf16"):
         raise ConfigError("train.precision", f"{e.train.precision!r} is not one of ['auto', 'fp32', 'bf16']")
     if not (e.train.device in ("auto", "cpu", "cuda") or e.train.device.startswith("cuda:")):

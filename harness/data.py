@@ -61,8 +61,8 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec("cifar10", "image", 3, 10, 50_000, "CIFAR-10 32x32 RGB (torchvision download)"),
         DatasetSpec("imagenet32", "image", 3, 1000, 1_281_167,
                     "Downsampled ImageNet 32x32 RGB, user-supplied (data.path), as in WGAN-GP sec. 5.1"),
-        DatasetSpec("ring8", "toy2d", 2, 8, 0, "8 Gaussians on a circle of radius 2, std 0.02 (VEEGAN/PacGAN)"),
-        DatasetSpec("grid25", "toy2d", 2, 25, 0, "25 Gaussians on a 5x5 grid {-4..4}^2, std 0.02 (VEEGAN/PacGAN)"),
+        DatasetSpec("ring8", "toy2d", 2, 8, 0, "8 Gaussians on a circle of radius 2, std 0.02 (PacGAN's ring scaled by 2)"),
+        DatasetSpec("grid25", "toy2d", 2, 25, 0, "25 Gaussians on a 5x5 grid {-4..4}^2, std 0.05 (PacGAN)"),
     )
 }
 
@@ -227,10 +227,11 @@ def to_uint8(x_float: Tensor) -> Tensor:
 
 # --------------------------------------------------------------------------- 2D mixtures
 
-# Setting of VEEGAN (Srivastava et al. 2017, sec. 5.1) and PacGAN (Lin et al. 2018, sec. 5),
-# after Unrolled GAN (Metz et al. 2017): ring = 8 Gaussians evenly on a circle of radius 2;
-# grid = 25 Gaussians at {-4, -2, 0, 2, 4}^2; both with standard deviation 0.02.
-MIXTURE_STD = 0.02
+# PacGAN's configuration (Lin et al. 2018, sec. 5 and their code), after VEEGAN and Unrolled
+# GAN: ring = 8 Gaussians evenly on a circle (PacGAN: radius 1, std 0.01; here radius 2,
+# std 0.02, the same shape scaled by 2); grid = 25 Gaussians at {-4, -2, 0, 2, 4}^2 with
+# std 0.05, as PacGAN.
+MIXTURE_STDS = {"ring8": 0.02, "grid25": 0.05}
 
 
 def mixture_modes(name: str) -> tuple[Tensor, float]:
@@ -245,7 +246,7 @@ def mixture_modes(name: str) -> tuple[Tensor, float]:
     else:  # grid25
         v = torch.tensor([-4.0, -2.0, 0.0, 2.0, 4.0], dtype=torch.float64)
         centers = torch.cartesian_prod(v, v)
-    return centers.float(), MIXTURE_STD
+    return centers.float(), MIXTURE_STDS[name]
 
 
 def sample_mixture(name: str, n: int, generator: torch.Generator, device="cpu") -> Tensor:

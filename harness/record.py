@@ -20,6 +20,10 @@ OUTCOMES = (OK, DIVERGED, COLLAPSED, FAILED)
 # Outcomes that are answers: a resumed sweep keeps them; a failed trial gets another chance.
 ANSWERS = (OK, DIVERGED, COLLAPSED)
 
+# Success rule -> the outcomes that may succeed (above the threshold). "paper": WGAN-GP
+# sec. 5.1, the score alone decides (collapse is a diagnostic); "strict": collapse vetoes.
+SUCCESS_RULES = {"paper": (OK, COLLAPSED), "strict": (OK,)}
+
 # Summary figures: record fields, and the names of the child run's final metrics.
 SUMMARY = ("wall_time_s", "train_time_s", "eval_time_s", "its_per_s")
 

@@ -29,8 +29,18 @@ from .record import COLLAPSED, DIVERGED, FAILED, OK, TrialRecord
 from .trial import Trial, data_shape, make_evaluator, z_dim
 
 EVAL_CHUNK = 500            # samples per generator call at evaluation: bounds memory
-EVAL_SEED_OFFSET = 10_000   # evaluation noise: seed + offset, the same z at every evaluation
 LOG_POINTS = 100            # metric points per curve (about)
+STREAMS = ("data", "z", "eval")
+
+
+def stream_seeds(seed: int) -> dict[str, int]:
+    """Independent seeds for real batches, training z and evaluation z, derived from the
+    trial's seed (numpy's SeedSequence: specified, the same on every platform). Changing how
+    one stream is consumed (say, evaluating more often) then leaves the others as they were.
+    The global torch seed (= the trial's seed) drives weight init and the penalty's epsilons."""
+    import numpy as np
+    children = np.random.SeedSequence(seed).spawn(len(STREAMS))
+    return {name: int(child.generate_state(1, dtype=np.uint64)[0] >> 1) for name, child in zip(STREAMS, children)}
 
 
 def resolve_device(name: str) -> torch.device:
@@ -119,14 +129,15 @@ class GANStep:
         return loss.detach()
 
 
-def build_step(arch, objective, data_shape, z_dim, device, amp_dtype=None, channels_last=False) -> GANStep:
+def build_step(arch, objective, data_shape, z_dim, device, amp_dtype=None, channels_last=False,
+               init: str = "dcgan") -> GANStep:
     """Nets, optimizers and the step for one (architecture, objective) on a device."""
     s = objective.settings
-    G = build_generator(arch, data_shape, z_dim).to(device)
-    D = build_discriminator(arch, data_shape, s.d_norm, spectral=s.spectral_norm).to(device)
+    G = build_generator(arch, data_shape, z_dim, init=init).to(device)
+    D = build_discriminator(arch, data_shape, s.d_norm, spectral=s.spectral_norm, init=init).to(device)
     if channels_last:
         G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
-    opt_g, opt_d = objective.optimizers(G, D, d_has_norm=arch.norm_d)
+    opt_g, opt_d = objective.optimizers(G, D, d_has_norm=objective.d_is_normalized(arch.norm_d))
     autocast = (lambda: torch.autocast(device.type, dtype=amp_dtype)) if amp_dtype else contextlib.nullcontext
     return GANStep(G, D, objective, opt_g, opt_d, autocast)
 
@@ -170,18 +181,20 @@ class Session:
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
         torch.manual_seed(trial.seed)
-        self.gen = torch.Generator(device=self.device).manual_seed(trial.seed)
+        self.seeds = stream_seeds(trial.seed)
+        data_gen = torch.Generator(device=self.device).manual_seed(self.seeds["data"])
+        self.gen = torch.Generator(device=self.device).manual_seed(self.seeds["z"])
         spec = get_dataset_spec(e.dataset)
         self.is_image = spec.kind == "image"
         channels_last = self.device.type == "cuda" and self.is_image
         if images is None and self.is_image:
             images, _ = load_images(e.dataset, "train", root=e.data.root, path=e.data.path, limit=e.data.limit)
-        self.data = RealData(spec, images, self.device, self.gen, channels_last)
+        self.data = RealData(spec, images, self.device, data_gen, channels_last)
         self.z_dim, self.batch = z_dim(e), e.budget.batch_size
         self.objective = trial.make_objective()
         self.n_critic = self.objective.settings.n_critic
         self.step = build_step(trial.arch, self.objective, data_shape(e), self.z_dim, self.device,
-                               self.amp_dtype, channels_last)
+                               self.amp_dtype, channels_last, init=e.train.init)
         self.schedulers = self._schedulers(e.budget.iterations)
         self.losses = LossMeter(self.device, resolve_check_every(e.train.check_every, self.device))
 
@@ -225,7 +238,7 @@ class Evaluation:
     def __init__(self, session: Session):
         self.session = session
         self.evaluator = make_evaluator(session.trial.experiment, session.device)
-        self.seed = EVAL_SEED_OFFSET + session.trial.seed
+        self.seed = session.seeds["eval"]
         self.noise = torch.Generator(device=session.device).manual_seed(self.seed)
         self.seconds = 0.0
 

@@ -60,10 +60,15 @@ def make_evaluator(exp: Experiment, device: str = "cpu"):
     from .evaluate import make_evaluator as build   # late: the evaluators pull in torch-fidelity
     e = exp.eval
     try:
-        return build(evaluator_name(exp), exp.dataset, e.n_samples, real_split=e.real_split, device=str(device),
-                     weights_path=e.weights_path, data_root=exp.data.root, data_path=exp.data.path)
-    except ValueError as err:   # e.g. toy2d on images, too few samples for IS/FID/KID
+        evaluator = build(evaluator_name(exp), exp.dataset, e.n_samples, real_split=e.real_split,
+                          device=str(device), weights_path=e.weights_path, data_root=exp.data.root,
+                          data_path=exp.data.path)
+    except ValueError as err:   # e.g. toy2d on images, too few samples for the metrics
         raise ConfigError("eval.n_samples" if "n_samples" in str(err) else "eval.evaluator", str(err)) from None
+    if exp.success_metric is not None and exp.success_metric not in evaluator.metric_names:
+        raise ConfigError("success_metric", f"{exp.success_metric!r} is not a metric of evaluator "
+                                            f"{evaluator.name!r}; its metrics: {list(evaluator.metric_names)}")
+    return evaluator
 
 
 @dataclass(frozen=True)

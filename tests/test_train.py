@@ -1,4 +1,5 @@
 """Training proves learning: the 2D mixtures learn on a CPU in seconds, and the metrics are exact."""
+import json
 import math
 
 import pytest
@@ -22,6 +23,10 @@ TOY_OVERRIDES = {"lr_g": 1e-3, "lr_d": 1e-3, "lr_decay": "linear"}
 # SN-GAN collapses to one mode at that rate (a robustness finding in itself); its published
 # setting C learns the ring as it is.
 LEARNING_OVERRIDES = {name: TOY_OVERRIDES for name in OBJECTIVES} | {"sngan": {}}
+# PyTorch's default init, not the protocol's N(0, 0.02): with N(0, 0.02) these 128-wide MLPs
+# start with every sample near the origin and gan, sngan and wgan-clip had learned nothing
+# by 1,500 iterations (measured; WGAN-GP needs 2,000 instead of 1,000). A CPU-budget deviation.
+TOY_INIT = "pytorch"
 
 
 def toy_trial(objective, iterations, seed=0, overrides=TOY_OVERRIDES, every=0, batch=128):
@@ -29,7 +34,7 @@ def toy_trial(objective, iterations, seed=0, overrides=TOY_OVERRIDES, every=0, b
                    "budget": {"iterations": iterations, "batch_size": batch},
                    "eval": {"n_samples": 2500, "every": every},
                    "objective_overrides": {objective: dict(overrides)},
-                   "train": {"threads": 1}})
+                   "train": {"threads": 1, "init": TOY_INIT}})
     return Trial(e, TOY_ARCH, objective, seed)
 
 
@@ -68,9 +73,10 @@ def test_every_objective_learns_something(objective, untrained_hq, uniform_hq):
 def test_same_seed_same_metrics_on_cpu():
     a = run_trial(toy_trial("wgan-gp", 20, every=10))
     b = run_trial(toy_trial("wgan-gp", 20, every=10))
-    assert a.history == b.history and len(a.history) == 2
+    same = lambda x, y: json.dumps(x.history) == json.dumps(y.history)   # noqa: E731 - NaN-aware
+    assert same(a, b) and len(a.history) == 2
     c = run_trial(toy_trial("wgan-gp", 20, seed=1, every=10))
-    assert c.history != a.history
+    assert not same(c, a)
 
 
 def test_absurd_learning_rate_diverges_and_keeps_what_it_had():
@@ -97,3 +103,12 @@ def test_a_broken_trial_is_failed_with_its_message(tmp_path):
     assert result.status == "failed" and "imagenet32" in result.error.lower()
     with pytest.raises(Exception):
         run_trial(Trial(e, Arch(), "gan", 0), raise_errors=True)
+
+
+def test_random_streams_are_separate_and_evaluating_more_often_changes_nothing():
+    from harness.train import stream_seeds
+    s0 = stream_seeds(0)
+    assert len(set(s0.values())) == 3 and s0 == stream_seeds(0) and s0 != stream_seeds(1)
+    once = run_trial(toy_trial("wgan-gp", 20, every=0))
+    often = run_trial(toy_trial("wgan-gp", 20, every=5))
+    assert len(often.history) == 4 and json.dumps(once.metrics) == json.dumps(often.metrics)

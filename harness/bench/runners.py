@@ -75,7 +75,7 @@ class ReferenceRunner:
         self.device, self.batch, self.images = device, batch, images
         self.G = build_generator(arch, SHAPE, Z_DIM).to(device)
         self.D = build_discriminator(arch, SHAPE, s.d_norm, spectral=s.spectral_norm).to(device)
-        wd = s.d_weight_decay if arch.norm_d else 0.0
+        wd = s.d_weight_decay if arch.norm_d and s.d_norm != "none" else 0.0
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=s.lr_g, betas=(s.beta1, s.beta2))
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=s.lr_d, betas=(s.beta1, s.beta2), weight_decay=wd)
         self.wgan, self.gp_weight, self.n_critic = objective.startswith("wgan"), s.gp_weight, s.n_critic

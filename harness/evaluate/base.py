@@ -48,6 +48,7 @@ class Evaluator(ABC):
 
     name: str
     headline: str  # the metric the success thresholds apply to
+    metric_names: tuple[str, ...]  # every metric evaluate() returns
     n_samples: int
 
     @abstractmethod

@@ -109,6 +109,8 @@ class FidelityEvaluator(Evaluator):
         self.metric_fid = f"fid{tag}_{real_split}_{extractor.short}"
         self.metric_kid = f"kid{tag}_{real_split}_{extractor.short}"
         self.headline = self.metric_is
+        self.metric_names = (self.metric_is, self.metric_is + "_std", self.metric_fid, self.metric_kid,
+                             self.metric_kid + "_std", "classes_covered", "classes_covered_real")
         source = f"-{hashlib.sha1(str(Path(data_path).resolve()).encode()).hexdigest()[:8]}" if data_path else ""
         self.real_name = f"harness-{dataset}{source}-{real_split}-n{n_samples}-w{_weights_tag(weights_path)}"
         self._real_covered: float | None = None

@@ -1,14 +1,16 @@
 """Exact metrics for the 2D Gaussian mixtures, as in VEEGAN and PacGAN (no network).
 
-Protocol (VEEGAN, Srivastava et al. 2017, sec. 5.1; PacGAN, Lin et al. 2018, sec. 5):
-- a sample is *high quality* (HQ) if it lies within 3 standard deviations of its
-  nearest mode's center (Euclidean distance <= 3 * std);
-- a mode is *covered* if at least `min_hq_per_mode` HQ samples (default 1, the
-  published rule) have it as their nearest mode;
-- `reverse_kl` = KL(p || uniform), p = histogram of *all* samples over their nearest
-  mode. In this direction the uniform reference is never zero, so the KL is finite;
-  empty modes contribute 0 * log 0 = 0 (torch.xlogy), i.e. the epsilon is exactly 0.
-  It ranges from 0 (balanced) to log K (every sample nearest one mode).
+Protocol (VEEGAN, Srivastava et al. 2017, sec. 5.1; PacGAN, Lin et al. 2018, sec. 5 and
+its metric code):
+- a sample is *high quality* (HQ) if it lies within 3 standard deviations of its nearest
+  mode's center (Euclidean distance <= 3 * std);
+- `modes_covered`: modes with at least one HQ sample (the published, lenient rule);
+- `modes_covered_strict`: modes holding at least a quarter of a uniform share of the
+  samples as HQ samples (>= n / (4K)), the rule the image evaluators use for classes;
+- `reverse_kl` = KL(p || uniform), p = the histogram of the *HQ* samples over their modes,
+  as PacGAN's code computes it (NaN when there is no HQ sample); `reverse_kl_all`: the same
+  over all samples. Empty modes contribute 0 * log 0 = 0 (torch.xlogy). Both range from 0
+  (balanced) to log K (every sample on one mode).
 """
 
 from __future__ import annotations
@@ -21,6 +23,15 @@ from harness.data import get_dataset_spec, mixture_modes
 from harness.evaluate.base import Evaluator, SampleFn, draw_samples
 
 HQ_STDS = 3.0
+MIN_PER_MODE = 10   # samples per mode of a uniform spread, at least: fewer cannot tell modes apart
+
+
+def _kl_to_uniform(counts: torch.Tensor) -> float:
+    total = counts.sum()
+    if total == 0:
+        return float("nan")
+    p = counts.double() / total
+    return float((torch.xlogy(p, p) - p * math.log(1.0 / len(counts))).sum().item())
 
 
 def toy2d_metrics(x: torch.Tensor, centers: torch.Tensor, std: float, min_hq_per_mode: int = 1) -> dict[str, float]:
@@ -31,13 +42,12 @@ def toy2d_metrics(x: torch.Tensor, centers: torch.Tensor, std: float, min_hq_per
     hq = (dmin <= HQ_STDS * std) & finite
     k = len(centers)
     hq_counts = torch.bincount(nearest[hq], minlength=k)
-    counts = torch.bincount(nearest[finite], minlength=k).double()
-    p = counts / counts.sum().clamp_min(1)
-    rkl = (torch.xlogy(p, p) - p * math.log(1.0 / k)).sum().item() if counts.sum() > 0 else float("nan")
     return {
         "modes_covered": float((hq_counts >= min_hq_per_mode).sum().item()),
+        "modes_covered_strict": float((hq_counts >= len(x) / (4 * k)).sum().item()),
         "hq_share": float(hq.double().mean().item()),
-        "reverse_kl": float(rkl),
+        "reverse_kl": _kl_to_uniform(hq_counts),
+        "reverse_kl_all": _kl_to_uniform(torch.bincount(nearest[finite], minlength=k)),
         "n_modes": float(k),
     }
 
@@ -45,10 +55,15 @@ def toy2d_metrics(x: torch.Tensor, centers: torch.Tensor, std: float, min_hq_per
 class Toy2DEvaluator(Evaluator):
     name = "toy2d"
     headline = "modes_covered"
+    metric_names = ("modes_covered", "modes_covered_strict", "hq_share", "reverse_kl", "reverse_kl_all", "n_modes")
 
     def __init__(self, dataset: str, n_samples: int = 2500, min_hq_per_mode: int = 1):
-        if get_dataset_spec(dataset).kind != "toy2d":
+        spec = get_dataset_spec(dataset)
+        if spec.kind != "toy2d":
             raise ValueError(f"evaluator 'toy2d' measures 2D mixtures, not {dataset!r}")
+        if n_samples < MIN_PER_MODE * spec.num_classes:
+            raise ValueError(f"n_samples must be >= {MIN_PER_MODE * spec.num_classes} for {dataset} "
+                             f"({MIN_PER_MODE} per mode), got {n_samples}")
         self.dataset = dataset
         self.n_samples = n_samples
         self.min_hq_per_mode = min_hq_per_mode

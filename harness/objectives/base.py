@@ -21,14 +21,18 @@ class Settings:
     beta1: float = 0.5               # Adam only
     beta2: float = 0.999             # Adam only
     n_critic: int = 1                # D steps per G step
-    d_norm: str = "batch"            # what "norm_d on" means: batch | layer
+    d_norm: str = "batch"            # what "norm_d on" means: batch | layer | none
     spectral_norm: bool = False      # spectral norm on every D weight layer
     clip: float = 0.0                # >0: clip every D parameter to [-clip, clip]
     gp_weight: float = 0.0           # >0: gradient penalty on interpolates
-    d_weight_decay: float = 0.0      # applied to D only when D has a norm layer
+    # WGAN-GP appendix B: weight decay 1e-3 on D when D is normalized, "this helps both
+    # algorithms" (GAN as well): the default for every objective, applied only when D
+    # has a norm layer (arch.norm_d on and d_norm not none).
+    d_weight_decay: float = 1e-3
     lr_decay: str = "none"           # none | linear (to 0 over the budget, as WGAN-GP's CIFAR runs)
 
-    CHOICES = {"optimizer": ("adam", "rmsprop"), "d_norm": ("batch", "layer"), "lr_decay": ("none", "linear")}
+    CHOICES = {"optimizer": ("adam", "rmsprop"), "d_norm": ("batch", "layer", "none"),
+               "lr_decay": ("none", "linear")}
 
     def __post_init__(self):
         for name, allowed in self.CHOICES.items():
@@ -68,6 +72,10 @@ class Objective:
     @torch.no_grad()
     def after_d_step(self, D: nn.Module) -> None:
         """Constraint enforcement after each D update (weight clipping)."""
+
+    def d_is_normalized(self, norm_d: bool) -> bool:
+        """Whether D has norm layers: the architecture asks for them and the objective has a kind."""
+        return norm_d and self.settings.d_norm != "none"
 
     def optimizers(self, G: nn.Module, D: nn.Module, d_has_norm: bool):
         s = self.settings

@@ -31,10 +31,10 @@ class WGANClip(_Wasserstein):
 class WGANGP(_Wasserstein):
     # Gulrajani et al. 2017, Algorithm 1: lambda 10, n_critic 5, Adam 1e-4, betas (0, 0.9).
     # Layer norm in D (batch norm would make the penalty depend on the batch, section 4);
-    # appendix B: weight decay 1e-3 on D when it is normalised.
+    # appendix B: weight decay 1e-3 on D when it is normalised (the Settings default).
     name = "wgan-gp"
     defaults = Settings(optimizer="adam", lr_g=1e-4, lr_d=1e-4, beta1=0.0, beta2=0.9,
-                        n_critic=5, d_norm="layer", gp_weight=10.0, d_weight_decay=1e-3)
+                        n_critic=5, d_norm="layer", gp_weight=10.0)
 
     def penalty(self, D, real, fake):
         return self.settings.gp_weight * gradient_penalty(D, real, fake)

@@ -1,9 +1,10 @@
 """Pure pandas over trial records: success, the paper's pair tables, rates, factor effects.
 
-Success of a trial at threshold t: its status is ok AND its headline metric (the
-evaluator's, e.g. an Inception score or modes covered; all higher-is-better) is > t.
-Diverged, collapsed and failed trials never succeed: a collapsed generator is a failure
-mode the threshold metric can miss, and the status counts are reported beside.
+Success of a trial at threshold t, the paper's rule (WGAN-GP sec. 5.1, "inception score >
+min score"): its headline metric (the evaluator's, e.g. an Inception score or modes covered;
+all higher-is-better) is > t. Diverged and failed trials never succeed (their metric is
+missing or stale); collapsed is a diagnostic reported beside, not a veto. The `strict`
+rule (experiment `success_rule: strict`) also refuses collapsed trials.
 Trials are paired by (arch_id, seed) for the only-A / only-B / both / neither tables.
 """
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..published import published_pair_table
-from ..record import OK, OUTCOMES, TrialRecord
+from ..record import OUTCOMES, SUCCESS_RULES, TrialRecord
 from ..space import FACTORS
 
 IDENTITY = ["trial_id", "arch_id", "objective", "seed", "status", "headline", "score"]
@@ -36,50 +37,52 @@ def frame(records: Iterable[TrialRecord]) -> pd.DataFrame:
     return df.sort_values("trial_id").reset_index(drop=True)
 
 
-def success(df: pd.DataFrame, threshold: float) -> pd.Series:
+def success(df: pd.DataFrame, threshold: float, rule: str = "paper") -> pd.Series:
     if df.empty:
         return pd.Series(dtype=bool)
-    return (df["status"] == OK) & (pd.to_numeric(df["score"], errors="coerce") > threshold)
+    return df["status"].isin(SUCCESS_RULES[rule]) & (pd.to_numeric(df["score"], errors="coerce") > threshold)
 
 
-def success_counts(df: pd.DataFrame, thresholds, objectives) -> pd.DataFrame:
+def success_counts(df: pd.DataFrame, thresholds, objectives, rule: str = "paper") -> pd.DataFrame:
     """Rows: thresholds; columns: objectives; cells: trials that succeeded."""
     out = pd.DataFrame(0, index=pd.Index([float(t) for t in thresholds], name="threshold"),
                        columns=list(objectives), dtype=int)
     if df.empty:
         return out
     for t in out.index:
-        ok = success(df, t)
+        ok = success(df, t, rule)
         for obj in objectives:
             out.loc[t, obj] = int(ok[df["objective"] == obj].sum())
     return out
 
 
-def pair_table(df: pd.DataFrame, a: str, b: str, thresholds) -> pd.DataFrame:
+def pair_table(df: pd.DataFrame, a: str, b: str, thresholds, rule: str = "paper") -> pd.DataFrame:
     """The paper's table for objectives a and b: trials paired by (arch_id, seed)."""
     rows = []
     keys = ["arch_id", "seed"]
     for t in thresholds:
-        s = df.assign(success=success(df, t)) if len(df) else pd.DataFrame(columns=keys + ["objective", "success"])
+        s = df.assign(success=success(df, t, rule)) if len(df) else pd.DataFrame(columns=keys + ["objective", "success"])
         left = s[s["objective"] == a][keys + ["success"]]
         right = s[s["objective"] == b][keys + ["success"]]
         m = left.merge(right, on=keys, suffixes=("_a", "_b"))
         sa, sb = m["success_a"].astype(bool), m["success_b"].astype(bool)
-        rows.append({"threshold": float(t), f"only {a}": int((sa & ~sb).sum()), f"only {b}": int((~sa & sb).sum()),
+        only_a, only_b = int((sa & ~sb).sum()), int((~sa & sb).sum())
+        rows.append({"threshold": float(t), f"only {a}": only_a, f"only {b}": only_b,
                      "both succeeded": int((sa & sb).sum()), "both failed": int((~sa & ~sb).sum()),
-                     "pairs": len(m)})
+                     "pairs": len(m), "p (McNemar)": mcnemar_p(only_a, only_b)})
     return pd.DataFrame(rows)
 
 
-def all_pair_tables(df: pd.DataFrame, thresholds, objectives) -> pd.DataFrame:
+def all_pair_tables(df: pd.DataFrame, thresholds, objectives, rule: str = "paper") -> pd.DataFrame:
     """Every pair of objectives in long format: a, b, threshold, only_a, only_b, both, neither."""
     rows = []
     for a, b in itertools.combinations(objectives, 2):
-        for r in pair_table(df, a, b, thresholds).to_dict("records"):
+        for r in pair_table(df, a, b, thresholds, rule).to_dict("records"):
             rows.append({"a": a, "b": b, "threshold": r["threshold"], "only_a": r[f"only {a}"],
                          "only_b": r[f"only {b}"], "both": r["both succeeded"], "neither": r["both failed"],
-                         "pairs": r["pairs"]})
-    return pd.DataFrame(rows, columns=["a", "b", "threshold", "only_a", "only_b", "both", "neither", "pairs"])
+                         "pairs": r["pairs"], "p_mcnemar": r["p (McNemar)"]})
+    return pd.DataFrame(rows, columns=["a", "b", "threshold", "only_a", "only_b", "both", "neither", "pairs",
+                                       "p_mcnemar"])
 
 
 def status_counts(df: pd.DataFrame, objectives) -> pd.DataFrame:
@@ -94,47 +97,102 @@ def status_counts(df: pd.DataFrame, objectives) -> pd.DataFrame:
     return out
 
 
-def success_rates(df: pd.DataFrame, thresholds, objectives, n_resamples: int = 2000) -> pd.DataFrame:
-    """Success rate per objective and threshold with a 95 % bootstrap CI (scipy, percentile)."""
+def success_rates(df: pd.DataFrame, thresholds, objectives, rule: str = "paper",
+                  n_resamples: int = 2000) -> pd.DataFrame:
+    """Success rate per objective and threshold with a 95 % bootstrap CI (scipy, percentile)
+    that resamples architectures with their seeds kept together: the rate is the mean over
+    architectures of each one's success share across its seeds (a cluster bootstrap)."""
     from scipy.stats import bootstrap
     rows = []
     for obj in objectives:
         sub = df[df["objective"] == obj] if len(df) else df
         for t in thresholds:
-            x = success(sub, t).to_numpy(dtype=float) if len(sub) else np.array([])
-            rate = float(x.mean()) if len(x) else np.nan
+            per_arch = (sub.assign(ok=success(sub, t, rule).astype(float)).groupby("arch_id")["ok"].mean()
+                        .to_numpy() if len(sub) else np.array([]))
+            rate = float(per_arch.mean()) if len(per_arch) else np.nan
             lo = hi = rate
-            if len(x) > 1 and 0 < x.sum() < len(x):
+            if len(per_arch) > 1 and per_arch.min() < per_arch.max():
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    ci = bootstrap((x,), np.mean, n_resamples=n_resamples, method="percentile",
+                    ci = bootstrap((per_arch,), np.mean, n_resamples=n_resamples, method="percentile",
                                    confidence_level=0.95, rng=np.random.default_rng(0)).confidence_interval
                 lo, hi = float(ci.low), float(ci.high)
             rows.append({"objective": obj, "threshold": float(t), "rate": rate, "ci_low": lo, "ci_high": hi,
-                         "n": len(x)})
+                         "n": len(sub), "architectures": len(per_arch)})
     return pd.DataFrame(rows)
 
 
-def reference_threshold(df: pd.DataFrame, thresholds) -> float:
+def mcnemar_p(only_a: int, only_b: int) -> float:
+    """Exact McNemar test: two-sided p that the discordant pairs split 50/50 (1.0 with none)."""
+    from scipy.stats import binomtest
+    n = only_a + only_b
+    return float(binomtest(only_b, n, 0.5).pvalue) if n else 1.0
+
+
+def significance_mark(p: float) -> str:
+    return "**" if p < 0.01 else "*" if p < 0.05 else ""
+
+
+def net_wins(df: pd.DataFrame, threshold: float, objectives, rule: str = "paper") -> pd.DataFrame:
+    """Row A, column B: (only A) - (only B) over the (architecture, seed) pairs, with * for
+    McNemar p < 0.05 and ** for p < 0.01. Positive: A survives where B fails more often."""
+    out = pd.DataFrame("", index=pd.Index(list(objectives), name="A \\ B"), columns=list(objectives))
+    for a, b in itertools.permutations(objectives, 2):
+        r = pair_table(df, a, b, [threshold], rule).iloc[0]
+        out.loc[a, b] = f"{int(r[f'only {a}']) - int(r[f'only {b}']):+d}{significance_mark(r['p (McNemar)'])}"
+    for a in objectives:
+        out.loc[a, a] = "-"
+    return out
+
+
+def noise_floor(df: pd.DataFrame, thresholds, rule: str = "paper") -> tuple[float, int]:
+    """Share of (architecture, objective, threshold) outcomes that differ between seeds, over
+    the groups with two seeds or more; and how many such groups there were."""
+    if df.empty:
+        return float("nan"), 0
+    multi = df.groupby(["arch_id", "objective"])["seed"].transform("nunique") > 1
+    sub = df[multi]
+    if sub.empty:
+        return float("nan"), 0
+    differ = [sub.assign(ok=success(sub, t, rule)).groupby(["arch_id", "objective"])["ok"].nunique() > 1
+              for t in thresholds]
+    flags = pd.concat(differ)
+    return float(flags.mean()), int(len(flags))
+
+
+def reference_threshold(df: pd.DataFrame, thresholds, rule: str = "paper") -> float:
     """The threshold whose overall success rate is nearest 50 %: where factors tell most apart."""
     if df.empty:
         return float(thresholds[0])
-    return min((abs(success(df, t).mean() - 0.5), float(t)) for t in thresholds)[1]
+    return min((abs(success(df, t, rule).mean() - 0.5), float(t)) for t in thresholds)[1]
 
 
-def factor_effects(df: pd.DataFrame, threshold: float, objectives) -> pd.DataFrame:
-    """Success rate of each objective among trials with each value of each architecture factor."""
+def inert_factors(df: pd.DataFrame) -> dict[str, list[str]]:
+    """objective -> factors that change nothing in its networks: norm_d where the objective's
+    D has no norm layers whatever the factor says (SN-GAN: spectral norm is its normalization)."""
+    if df.empty or "objective.d_norm" not in df:
+        return {}
+    no_norm = df.loc[df["objective.d_norm"].astype(str) == "none", "objective"].unique()
+    return {obj: ["norm_d"] for obj in no_norm}
+
+
+def factor_effects(df: pd.DataFrame, threshold: float, objectives, rule: str = "paper") -> pd.DataFrame:
+    """Success rate of each objective among trials with each value of each architecture factor
+    (factors inert for an objective, see `inert_factors`, are left out for it)."""
     columns = ["factor", "value", "objective", "rate", "n"]
     if df.empty:
         return pd.DataFrame(columns=columns)
     rows = []
-    ok = success(df, threshold)
+    ok = success(df, threshold, rule)
+    inert = inert_factors(df)
     for f in FACTORS:
         col = f"arch.{f}"
         if col not in df or df[col].nunique() < 2:
             continue
         for value in sorted(df[col].dropna().unique(), key=_sort_key):
             for obj in objectives:
+                if f in inert.get(obj, ()):
+                    continue
                 mask = (df[col] == value) & (df["objective"] == obj)
                 if mask.any():
                     rows.append({"factor": f, "value": value, "objective": obj,
@@ -149,13 +207,13 @@ def _sort_key(v):
         return (1, 0.0, str(v))
 
 
-def published_comparison(df: pd.DataFrame, key: str) -> tuple[pd.DataFrame, str] | None:
+def published_comparison(df: pd.DataFrame, key: str, rule: str = "paper") -> tuple[pd.DataFrame, str] | None:
     """Ours next to the published pair table, at every threshold the source lists."""
     pub = published_pair_table(key)
     if df.empty or not {pub.a, pub.b} <= set(df["objective"]):
         return None
     ts = sorted(pub.rows)
-    ours = pair_table(df, pub.a, pub.b, ts)
+    ours = pair_table(df, pub.a, pub.b, ts, rule)
     cols = [f"only {pub.a}", f"only {pub.b}", "both succeeded", "both failed"]
     rows = []
     for t, (_, r) in zip(ts, ours.iterrows()):

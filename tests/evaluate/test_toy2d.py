@@ -5,6 +5,7 @@ import torch
 
 from harness.data import mixture_modes, sample_mixture
 from harness.evaluate import make_evaluator
+from harness.evaluate.toy2d import toy2d_metrics
 
 N = 2500
 
@@ -28,7 +29,8 @@ def test_exact_mixture_samples(name, k):
     assert ev.headline == "modes_covered"
     assert m["n_modes"] == k and m["modes_covered"] == k
     assert m["hq_share"] > 0.97  # P(chi2_2 <= 9) = 1 - exp(-4.5) = 0.989
-    assert m["reverse_kl"] < 0.02
+    assert m["reverse_kl"] < 0.02 and m["reverse_kl_all"] < 0.02
+    assert m["modes_covered_strict"] == k
     assert not ev.collapsed(m)
     assert sum(calls) == N and max(calls) <= 500
 
@@ -61,8 +63,9 @@ def test_half_the_modes_is_the_collapse_boundary():
     three = lambda n: centers[torch.arange(n) % 3] + std * torch.randn(n, 2, generator=g)  # noqa: E731
     m4, m3 = ev.evaluate(four), ev.evaluate(three)
     assert (m4["modes_covered"], m3["modes_covered"]) == (4, 3)
+    assert m4["modes_covered_strict"] == 4
     assert not ev.collapsed(m4) and ev.collapsed(m3)
-    assert m4["reverse_kl"] == pytest.approx(math.log(2), abs=1e-6)
+    assert m4["reverse_kl"] == pytest.approx(math.log(2), abs=1e-4)   # HQ histogram: ~1 % of samples drop out
 
 
 def test_non_finite_samples_are_not_counted():
@@ -72,3 +75,27 @@ def test_non_finite_samples_are_not_counted():
     x[:50] = float("nan")
     m = ev.evaluate(lambda n: x[:n])
     assert m["hq_share"] == 0.5 and m["modes_covered"] == 8
+
+
+def test_reverse_kl_counts_high_quality_samples_only_and_strict_coverage_needs_a_share():
+    """PacGAN's metric: the histogram of HQ samples. 600 HQ samples on mode 0, 200 on mode 1,
+    one HQ sample on each of modes 2..7, and 193 far-off samples nearest mode 2."""
+    centers, std = mixture_modes("ring8")
+    x = torch.cat([centers[0].repeat(600, 1), centers[1].repeat(200, 1), centers[2:8],
+                   (centers[2] * 1.5).repeat(193, 1)])
+    m = toy2d_metrics(x, centers, std)
+    hq = torch.tensor([600.0, 200] + [1] * 6, dtype=torch.float64)
+    p = hq / hq.sum()
+    assert m["reverse_kl"] == pytest.approx(float((p * (p * 8).log()).sum()), rel=1e-9)
+    all_counts = torch.tensor([600.0, 200, 194] + [1] * 5, dtype=torch.float64)
+    q = all_counts / all_counts.sum()
+    assert m["reverse_kl_all"] == pytest.approx(float((q * (q * 8).log()).sum()), rel=1e-9)
+    assert m["modes_covered"] == 8 and m["modes_covered_strict"] == 2   # a mode needs 999 / 32 = 31.2
+    assert m["hq_share"] == pytest.approx(806 / 999)
+    nothing = toy2d_metrics(centers[:4] * 3, centers, std)
+    assert math.isnan(nothing["reverse_kl"]) and nothing["modes_covered"] == 0
+
+
+def test_too_few_samples_to_tell_modes_apart_is_refused():
+    with pytest.raises(ValueError, match="n_samples must be >= 250"):
+        make_evaluator("toy2d", "grid25", 100)

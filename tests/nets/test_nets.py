@@ -72,3 +72,39 @@ def test_scaled_softplus_matches_its_definition():
     x = torch.linspace(-3, 3, 7)
     expected = torch.log1p(torch.exp(2 * x + 2)) / 2 - 1
     assert torch.allclose(ScaledSoftplus()(x), expected, atol=1e-6)
+
+
+def test_dcgan_init_statistics_and_the_pytorch_switch():
+    arch = Arch(depth_g=8, depth_d=8, filters_g=64, filters_d=64)
+    G = build_generator(arch, (1, 32, 32), 128)
+    weights = torch.cat([m.weight.detach().flatten() for m in G.modules()
+                         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear))])
+    assert weights.mean().abs() < 1e-3 and abs(weights.std().item() - 0.02) < 1e-3
+    scales = torch.cat([m.weight.detach() for m in G.modules() if isinstance(m, nn.BatchNorm2d)])
+    assert abs(scales.mean().item() - 1) < 5e-3 and abs(scales.std().item() - 0.02) < 5e-3
+    plain = build_generator(arch, (1, 32, 32), 128, init="pytorch")
+    bn = [m for m in plain.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert all(bool((m.weight == 1).all()) for m in bn)          # PyTorch's default: scale 1
+    # spectral norm reparametrizes the initialized weight, not a fresh one
+    D = build_discriminator(arch, (1, 32, 32), "none", spectral=True)
+    originals = [m.parametrizations.weight.original for m in D.modules() if hasattr(m, "parametrizations")]
+    assert abs(torch.cat([w.detach().flatten() for w in originals]).std().item() - 0.02) < 1e-3
+
+
+def test_sngan_critic_has_no_norm_layers_and_is_near_1_lipschitz():
+    """With d_norm none (SN-GAN's default) D has no BN whatever norm_d says, and its input
+    gradient norm at initialization stays far below the BN variant's."""
+    torch.manual_seed(0)
+    arch = Arch(depth_d=8, norm_d=True, filters_d=64)
+    x = torch.randn(16, 1, 32, 32, requires_grad=True)
+
+    def grad_norm(norm):
+        D = build_discriminator(arch, (1, 32, 32), norm, spectral=True)
+        for _ in range(20):   # settle the power iteration
+            D(x)
+        (g,) = torch.autograd.grad(D(x).sum(), x)
+        return g.flatten(1).norm(dim=1).mean().item(), D
+    plain, D = grad_norm("none")
+    assert not any(isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)) for m in D.modules())
+    with_bn, _ = grad_norm("batch")
+    assert plain <= 1.0 and with_bn > 10 * plain

@@ -107,3 +107,16 @@ def test_published_settings_reach_the_networks_and_optimizers():
         get_objective("gan", learning_rate=1e-3)
     with pytest.raises(KeyError, match="wgan-gp"):
         get_objective("wgan-gpp")
+
+
+@pytest.mark.parametrize("name", sorted(OBJECTIVES))
+def test_d_weight_decay_follows_d_normalization_for_every_objective(name):
+    """WGAN-GP appendix B: 1e-3 on a normalized D helps both algorithms, so every objective
+    gets it where D has norm layers; SN-GAN's D has none (spectral norm is its normalization)."""
+    def decay(norm_d):
+        step = build_step(Arch(norm_d=norm_d, filters_g=32, filters_d=32), get_objective(name), (1, 32, 32), 16,
+                          torch.device("cpu"))
+        has_norm = any(isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)) for m in step.D.modules())
+        return step.opt_d.param_groups[0]["weight_decay"], has_norm
+    assert decay(False) == (0.0, False)
+    assert decay(True) == ((0.0, False) if name == "sngan" else (1e-3, True))

@@ -22,28 +22,32 @@ def frame(rows):
 NAN = float("nan")
 ROWS = [
     ("gan", "a1", "ok", 5.0), ("wgan-gp", "a1", "ok", 6.0),
-    ("gan", "a2", "collapsed", 7.0), ("wgan-gp", "a2", "ok", 4.0),   # collapsed never succeeds
+    ("gan", "a2", "collapsed", 7.0), ("wgan-gp", "a2", "ok", 4.0),   # collapsed: strict rule only refuses it
     ("gan", "a3", "diverged", NAN), ("wgan-gp", "a3", "ok", 2.5),
     ("gan", "a4", "ok", 3.5), ("wgan-gp", "a4", "failed", NAN),
 ]
 
 
-def test_success_needs_status_ok_and_score_above_threshold():
+def test_success_is_the_papers_rule_and_strict_refuses_collapse():
     df = frame(ROWS)
     ok = results.success(df, 3.0)
-    assert sorted(df.loc[ok, "trial_id"]) == ["a1-gan-s0", "a1-wgan-gp-s0", "a2-wgan-gp-s0", "a4-gan-s0"]
-    assert not results.success(df, 6.0).any()        # strictly above
+    assert sorted(df.loc[ok, "trial_id"]) == ["a1-gan-s0", "a1-wgan-gp-s0", "a2-gan-s0", "a2-wgan-gp-s0", "a4-gan-s0"]
+    strict = results.success(df, 3.0, "strict")
+    assert sorted(df.loc[strict, "trial_id"]) == ["a1-gan-s0", "a1-wgan-gp-s0", "a2-wgan-gp-s0", "a4-gan-s0"]
+    assert not results.success(df, 7.0).any()        # strictly above
     counts = results.success_counts(df, [1.0, 3.0, 5.5], ["gan", "wgan-gp"])
-    assert counts.loc[1.0].tolist() == [2, 3] and counts.loc[3.0].tolist() == [2, 2]
-    assert counts.loc[5.5].tolist() == [0, 1]
+    assert counts.loc[1.0].tolist() == [3, 3] and counts.loc[3.0].tolist() == [3, 2]
+    assert counts.loc[5.5].tolist() == [1, 1]
+    assert results.success_counts(df, [5.5], ["gan", "wgan-gp"], "strict").loc[5.5].tolist() == [0, 1]
 
 
 def test_pair_table_in_the_papers_format():
-    t = results.pair_table(frame(ROWS), "gan", "wgan-gp", [3.0]).iloc[0]
+    t = results.pair_table(frame(ROWS), "gan", "wgan-gp", [3.0], "strict").iloc[0]
     # a1 both, a2 only wgan-gp (gan collapsed), a3 neither (2.5 < 3), a4 only gan (wgan-gp failed)
     assert (t["only gan"], t["only wgan-gp"], t["both succeeded"], t["both failed"], t["pairs"]) == (1, 1, 1, 1, 4)
+    assert t["p (McNemar)"] == 1.0
     long = results.all_pair_tables(frame(ROWS), [3.0], ["gan", "wgan-gp"])
-    assert long[["only_a", "only_b", "both", "neither"]].iloc[0].tolist() == [1, 1, 1, 1]
+    assert long[["only_a", "only_b", "both", "neither"]].iloc[0].tolist() == [1, 0, 2, 1]   # paper rule
 
 
 def test_rates_with_bootstrap_ci_and_factor_effects():
@@ -52,7 +56,7 @@ def test_rates_with_bootstrap_ci_and_factor_effects():
     assert r["rate"] == 0.5 and r["ci_low"] <= 0.5 <= r["ci_high"] and r["n"] == 4
     eff = results.factor_effects(frame(ROWS), 3.0, ["gan", "wgan-gp"])
     g = eff[(eff["factor"] == "depth_g") & (eff["objective"] == "gan")].set_index("value")["rate"]
-    assert g["4"] == 0.5 and g["8"] == 0.5
+    assert g["4"] == 1.0 and g["8"] == 0.5
     assert results.status_counts(frame(ROWS), ["gan"]).loc["gan"].tolist() == [2, 1, 1, 0, 4]
 
 
@@ -75,3 +79,47 @@ def test_published_table_beside_ours():
 def test_published_rows_account_for_every_architecture(key):
     pub = PUBLISHED[key]
     assert {t: sum(row) for t, row in pub.rows.items()} == {t: pub.n for t in pub.rows}
+
+
+def test_mcnemar_by_hand():
+    # 9 discordant pairs split 8 / 1: two-sided exact p = 2 * (C(9,0) + C(9,1)) / 2**9 = 20 / 512
+    assert results.mcnemar_p(8, 1) == pytest.approx(20 / 512)
+    assert results.mcnemar_p(1, 8) == pytest.approx(20 / 512)
+    assert results.mcnemar_p(0, 0) == 1.0 and results.mcnemar_p(3, 3) == 1.0
+
+
+def seeded(rows):
+    """rows: (objective, arch_id, seed, score), all ok, headline 'is'."""
+    return results.frame(TrialRecord(f"{a}-{o}-s{s}", a, o, s, headline="is", metrics={"is": v})
+                         for o, a, s, v in rows)
+
+
+def test_net_wins_matrix_marks_significance():
+    # 10 (arch, seed) pairs: wgan-gp succeeds on all at t=1, gan on none: 10 discordant, p = 2 / 1024
+    rows = [(o, f"a{i}", s, 2.0 if o == "wgan-gp" else 0.5) for i in range(5) for s in (0, 1)
+            for o in ("gan", "wgan-gp")]
+    m = results.net_wins(seeded(rows), 1.0, ["gan", "wgan-gp"])
+    assert m.loc["wgan-gp", "gan"] == "+10**" and m.loc["gan", "wgan-gp"] == "-10**" and m.loc["gan", "gan"] == "-"
+
+
+def test_cluster_bootstrap_keeps_an_architectures_seeds_together_and_noise_floor():
+    # a0 succeeds on both seeds, a1 on one of two, a2 on none: per-architecture shares 1, .5, 0
+    rows = [("gan", "a0", 0, 2.0), ("gan", "a0", 1, 2.0), ("gan", "a1", 0, 2.0), ("gan", "a1", 1, 0.0),
+            ("gan", "a2", 0, 0.0), ("gan", "a2", 1, 0.0)]
+    df = seeded(rows)
+    r = results.success_rates(df, [1.0], ["gan"], n_resamples=500).iloc[0]
+    assert r["rate"] == 0.5 and r["architectures"] == 3 and r["n"] == 6
+    assert 0 <= r["ci_low"] < 0.5 < r["ci_high"] <= 1
+    share, groups = results.noise_floor(df, [1.0, 3.0])
+    assert groups == 6 and share == pytest.approx(1 / 6)       # only a1 at t=1 differs between seeds
+    assert math.isnan(results.noise_floor(frame(ROWS), [1.0])[0])   # one seed: no noise floor to measure
+
+
+def test_norm_d_is_inert_for_an_objective_whose_d_has_no_norm():
+    rows = [TrialRecord(f"a{i}-{o}-s0", f"a{i}", o, 0, headline="is", metrics={"is": float(i)},
+                        params={"arch.norm_d": str(i % 2 == 0), "objective.d_norm": "none" if o == "sngan" else "batch"})
+            for i in range(4) for o in ("gan", "sngan")]
+    df = results.frame(rows)
+    assert results.inert_factors(df) == {"sngan": ["norm_d"]}
+    eff = results.factor_effects(df, 1.5, ["gan", "sngan"])
+    assert set(eff.loc[eff["factor"] == "norm_d", "objective"]) == {"gan"}

@@ -18,14 +18,44 @@ from .document import Document, md_table
 from .plots import plot_distributions, plot_factor_effects, plot_success_rates
 
 
-def tables_markdown(df: pd.DataFrame, thresholds, objectives) -> str:
+RULE_TEXT = {"paper": "headline metric > threshold (the paper's rule; diverged and failed trials never succeed, "
+                      "collapse is a diagnostic)",
+             "strict": "status ok and headline metric > threshold (strict rule: collapsed trials fail too)"}
+
+
+def tables_markdown(df: pd.DataFrame, thresholds, objectives, rule: str = "paper") -> str:
     """Success counts and every pair table as markdown (also the parent run's artifact)."""
-    parts = ["## Successes per objective (trials with status ok and headline metric > threshold)", "",
-             md_table(results.success_counts(df, thresholds, objectives), index=True), ""]
+    parts = [f"## Successes per objective ({RULE_TEXT[rule]})", "",
+             md_table(results.success_counts(df, thresholds, objectives, rule), index=True), ""]
     for a, b in itertools.combinations(objectives, 2):
-        parts += [f"## {a} vs {b} (paired by architecture and seed)", "",
-                  md_table(results.pair_table(df, a, b, thresholds)), ""]
+        parts += [f"## {a} vs {b} (paired by architecture and seed; exact McNemar p on the discordant pairs)", "",
+                  md_table(results.pair_table(df, a, b, thresholds, rule)), ""]
     return "\n".join(parts)
+
+
+def summary_sentences(df: pd.DataFrame, exp: dict, t_ref: float, rule: str) -> list[str]:
+    """The answer first: rates at the reference threshold, significant pairs, the noise floor."""
+    objectives = list(exp["objectives"])
+    rates = results.success_rates(df, [t_ref], objectives, rule).set_index("objective")
+    n_arch, seeds = df["arch_id"].nunique(), sorted(int(s) for s in df["seed"].dropna().unique())
+    out = [f"At threshold {t_ref:g} (where about half of all trials succeed), over {n_arch} architectures x "
+           f"{len(seeds)} seed(s) {seeds}, {exp['budget']['iterations']} generator iterations each: "
+           + "; ".join(f"{o} {rates.loc[o, 'rate']:.2f} [{rates.loc[o, 'ci_low']:.2f}, {rates.loc[o, 'ci_high']:.2f}]"
+                       for o in objectives) + " (success rate, 95% CI resampling architectures)."]
+    pairs = results.all_pair_tables(df, [t_ref], objectives, rule)
+    significant = pairs[pairs["p_mcnemar"] < 0.05]
+    if len(significant):
+        out.append("Differences beyond noise (exact McNemar on the discordant pairs, p < 0.05): " + "; ".join(
+            f"{r.a if r.only_a > r.only_b else r.b} over {r.b if r.only_a > r.only_b else r.a} "
+            f"({max(r.only_a, r.only_b)} vs {min(r.only_a, r.only_b)} pairs, p = {r.p_mcnemar:.2g})"
+            for r in significant.itertuples()) + ".")
+    else:
+        out.append("No pair of objectives differs beyond noise at this threshold (exact McNemar, all p >= 0.05).")
+    share, groups = results.noise_floor(df, exp["thresholds"], rule)
+    out.append(f"Noise floor: {100 * share:.0f}% of {groups} (architecture, objective, threshold) outcomes change "
+               "between seeds." if groups else
+               "Noise floor: not measured (one seed per architecture): low-threshold outcomes may be coin flips.")
+    return out
 
 
 def load_study(name: str):
@@ -66,7 +96,7 @@ def _sample_grids(client, df: pd.DataFrame, objectives, out: Path) -> list[tuple
     return picked
 
 
-def _header(doc: Document, name: str, df: pd.DataFrame, exp: dict, parent_runs, metric: str) -> None:
+def _header(doc: Document, name: str, df: pd.DataFrame, exp: dict, parent_runs, metric: str, rule: str) -> None:
     doc.h(1, f"Robustness study: {name}")
     doc.p(f"{exp.get('description') or ''}".strip() or f"Experiment {exp.get('name')}.")
     shards = ", ".join(f"{r.data.tags.get('shard', '?')} ({r.info.status.lower()})" for r in parent_runs)
@@ -78,16 +108,18 @@ def _header(doc: Document, name: str, df: pd.DataFrame, exp: dict, parent_runs, 
     first = parent_runs[0].data.tags
     doc.p(f"Command: {first.get('command', '?')}. Hardware: {first.get('hardware', '?')}. "
           f"Versions: {first.get('versions', '?')}.")
-    doc.p(f"Success at threshold t: status ok and {metric} > t. Diverged, collapsed and failed trials "
-          "never succeed. Pairs are matched by (architecture id, seed).")
+    doc.p(f"Success at threshold t: {RULE_TEXT[rule].replace('headline metric', metric)}. "
+          "Pairs are matched by (architecture id, seed).")
 
 
-def _factor_section(doc: Document, df: pd.DataFrame, thresholds, objectives, out: Path) -> None:
-    t_ref = results.reference_threshold(df, thresholds)
-    effects = results.factor_effects(df, t_ref, objectives)
+def _factor_section(doc: Document, df: pd.DataFrame, t_ref: float, objectives, out: Path, rule: str) -> None:
+    effects = results.factor_effects(df, t_ref, objectives, rule)
     if effects.empty:
         return
     doc.h(2, f"Architecture factors (threshold {t_ref:g}, where about half the trials succeed)")
+    for obj, factors in results.inert_factors(df).items():
+        doc.p(f"{', '.join(factors)} has no effect for {obj} (its D has no norm layers whatever the factor "
+              "says), so it is left out for it.")
     cells = effects.assign(cell=effects["rate"].map("{:.2f}".format) + " (" + effects["n"].astype(str) + ")")
     order = list(dict.fromkeys(zip(cells["factor"], cells["value"])))
     wide = cells.set_index(["factor", "value", "objective"])["cell"].unstack("objective")
@@ -97,21 +129,29 @@ def _factor_section(doc: Document, df: pd.DataFrame, thresholds, objectives, out
     doc.img(str(fe.relative_to(out)), "success rate per factor value and objective")
 
 
-def _results_sections(doc: Document, client, df: pd.DataFrame, exp: dict, metric: str, out: Path) -> None:
+def _results_sections(doc: Document, client, df: pd.DataFrame, exp: dict, metric: str, out: Path,
+                      rule: str) -> None:
     objectives, thresholds = list(exp["objectives"]), [float(t) for t in exp["thresholds"]]
+    t_ref = results.reference_threshold(df, thresholds, rule)
+    doc.h(2, "Answer")
+    for sentence in summary_sentences(df, exp, t_ref, rule):
+        doc.p(sentence)
+    doc.p(f"Net wins at threshold {t_ref:g}: row A, column B = (pairs only A survives) - (pairs only B "
+          "survives); * p < 0.05, ** p < 0.01 (exact McNemar).")
+    doc.table(results.net_wins(df, t_ref, objectives, rule), index=True)
     doc.h(2, "Outcomes")
     outcomes = results.status_counts(df, objectives)
     doc.table(outcomes, index=True)
     doc.h(2, "Successes per objective and threshold")
-    counts = results.success_counts(df, thresholds, objectives)
+    counts = results.success_counts(df, thresholds, objectives, rule)
     doc.table(counts.apply(lambda col: col.astype(str) + f" / {outcomes['total'][col.name]}"), index=True)
-    rates = results.success_rates(df, thresholds, objectives)
+    rates = results.success_rates(df, thresholds, objectives, rule)
     doc.img(str(plot_success_rates(rates, out / "plots" / "success_rate.png", metric).relative_to(out)),
-            "success rate against threshold, 95% bootstrap confidence band")
+            "success rate against threshold, 95% bootstrap confidence band (architectures resampled)")
     for a, b in itertools.combinations(objectives, 2):
         doc.h(2, f"{a} vs {b}")
-        doc.table(results.pair_table(df, a, b, thresholds))
-    comparison = results.published_comparison(df, exp["reproduces"]) if exp.get("reproduces") else None
+        doc.table(results.pair_table(df, a, b, thresholds, rule))
+    comparison = results.published_comparison(df, exp["reproduces"], rule) if exp.get("reproduces") else None
     if comparison is not None:
         doc.h(2, f"Beside the published table ({exp['reproduces']})")
         doc.p(comparison[1])
@@ -120,7 +160,7 @@ def _results_sections(doc: Document, client, df: pd.DataFrame, exp: dict, metric
     if dist:
         doc.h(2, "Final metric distributions")
         doc.img(str(dist.relative_to(out)), "final metrics per objective (every trial with a value)")
-    _factor_section(doc, df, thresholds, objectives, out)
+    _factor_section(doc, df, t_ref, objectives, out, rule)
     grids = _sample_grids(client, df, objectives, out / "samples")
     if grids:
         doc.h(2, "Samples")
@@ -142,12 +182,13 @@ def build_report(name: str, out_root: str | Path = "results") -> Path:
     metric = (headlines.iloc[0] if len(headlines) else None) or exp.get("success_metric") or "headline metric"
     df.drop(columns=[c for c in ("start_time",) if c in df]).to_csv(out / "trials.csv", index=False)
 
+    rule = exp.get("success_rule", "paper")   # sweeps stored before the rule existed: the paper's
     doc = Document()
-    _header(doc, name, df, exp, parent_runs, metric)
+    _header(doc, name, df, exp, parent_runs, metric, rule)
     if df.empty:
         doc.p("No trial has been recorded yet.")
     else:
-        _results_sections(doc, client, df, exp, metric, out)
+        _results_sections(doc, client, df, exp, metric, out, rule)
     doc.h(2, "Experiment")
     doc.code(json.dumps(exp, indent=1))
     (out / "report.md").write_text(doc.markdown())

@@ -12,9 +12,9 @@ from ..report.build import tables_markdown
 
 
 def aggregate_onto_parent(client, parent_id: str, df: pd.DataFrame, thresholds, objectives,
-                          prefix: str = "") -> dict:
+                          rule: str = "paper", prefix: str = "") -> dict:
     """Metrics success/OBJ/T, trials/OBJ and status/OBJ/STATUS, the tables as artifacts. Returns the metrics."""
-    counts = results.success_counts(df, thresholds, objectives)
+    counts = results.success_counts(df, thresholds, objectives, rule)
     values = {f"{prefix}success/{obj}/{thr:g}": int(counts.loc[thr, obj])
               for thr in counts.index for obj in counts.columns}
     outcomes = results.status_counts(df, objectives)
@@ -26,7 +26,7 @@ def aggregate_onto_parent(client, parent_id: str, df: pd.DataFrame, thresholds, 
         folder = Path(tmp) / "tables"
         folder.mkdir()
         counts.to_csv(folder / "success_counts.csv")
-        results.all_pair_tables(df, thresholds, objectives).to_csv(folder / "pairs.csv", index=False)
-        (folder / "robustness.md").write_text(tables_markdown(df, thresholds, objectives))
+        results.all_pair_tables(df, thresholds, objectives, rule).to_csv(folder / "pairs.csv", index=False)
+        (folder / "robustness.md").write_text(tables_markdown(df, thresholds, objectives, rule))
         client.log_artifacts(parent_id, str(folder), f"{prefix}tables")
     return values

@@ -170,11 +170,12 @@ def aggregate(client, exp_id: str, parent_id: str, exp: Experiment, trials: list
     """Success counts onto the parent; with shards, study-wide counts too once all are done.
     Returns whether every trial of this shard has an outcome."""
     df = results.frame(store.read_records(client, exp_id, parent_id))
-    aggregate_onto_parent(client, parent_id, df, exp.thresholds, exp.objectives)
+    aggregate_onto_parent(client, parent_id, df, exp.thresholds, exp.objectives, exp.success_rule)
     done = set(df.loc[df["status"].isin(OUTCOMES), "trial_id"]) if len(df) else set()
     complete = all(t.id in done for t in trials)
     if n > 1 and complete:
         every = results.frame(store.read_records(client, exp_id))
         if len(every) and {t.id for t in trials_of(exp)} <= set(every["trial_id"]):
-            aggregate_onto_parent(client, parent_id, every, exp.thresholds, exp.objectives, prefix="study/")
+            aggregate_onto_parent(client, parent_id, every, exp.thresholds, exp.objectives, exp.success_rule,
+                                  prefix="study/")
     return complete
