@@ -78,13 +78,13 @@ def cmd_train(args):
 def cmd_evaluator(args):
     from .evaluate import check_classifier, train_classifier
     figures = train_classifier(args.dataset, seed=args.seed) if args.action == "train" else \
-        check_classifier(args.dataset)
+        check_classifier(args.dataset, record=args.record)
     print(json.dumps(figures, indent=2))
 
 
 def cmd_sweep(args):
     from .study.sweep.driver import run_sweep
-    return run_sweep(args.experiment, name=args.name, resume=args.resume, shard=args.shard)
+    return run_sweep(args.experiment, name=args.name, resume=args.resume, shard=args.shard, dry_run=args.dry_run)
 
 
 def cmd_report(args):
@@ -130,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("action", choices=["train", "check"])
     q.add_argument("dataset")
     q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--record", action="store_true",
+                   help="check: write the figures into the shipped JSON (default: print only)")
     q.set_defaults(func=cmd_evaluator)
 
     q = sub.add_parser("sweep", help="run an experiment's trials with Ray Tune, tracked in MLflow")
@@ -137,6 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--name", help="sweep name (default: the experiment's name)")
     q.add_argument("--resume", action="store_true", help="continue a killed sweep of the same name")
     q.add_argument("--shard", help="I/N: run only the I-th of N deterministic shares of the trials")
+    q.add_argument("--dry-run", action="store_true",
+                   help="check everything, print each trial's settings and an estimated cost; write nothing")
     q.set_defaults(func=cmd_sweep)
 
     q = sub.add_parser("report", help="write results/NAME/ from the MLflow store")

@@ -10,6 +10,8 @@ data shape, evaluator) live in trial.py, decided there once.
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -128,7 +130,21 @@ def _check_type(value, hint, where):
     }[expected](value)
     if not ok:
         raise ConfigError(where, f"expected {expected.__name__}, got {value!r}")
+    if expected is float and not math.isfinite(value):
+        raise ConfigError(where, f"must be a finite number, got {value!r}")
     return float(value) if expected is float else value
+
+
+# A name becomes folder names (results/NAME, Tune's runs) and MLflow lookups: a plain word.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9._-]+")
+
+
+def check_name(name, where: str = "name") -> str:
+    """A study name: letters, digits, '.', '_', '-', and not only dots."""
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name) or set(name) == {"."}:
+        raise ConfigError(where, f"{name!r} is not a usable name: use letters, digits, '.', '_' and '-' "
+                                 "(it becomes a folder name and an MLflow experiment name)")
+    return name
 
 
 def _build(cls, data, where):
@@ -151,11 +167,14 @@ def _positive(value, where, allow_zero=False):
 def validate(e: Experiment) -> Experiment:
     """Every check that needs no data, weights or cluster; the first problem raises, by field."""
     from .data import DATASETS
+    check_name(e.name)
     if e.dataset not in DATASETS:
         raise ConfigError("dataset", f"unknown dataset {e.dataset!r}; valid: {sorted(DATASETS)}")
     _validate_objectives(e)
-    if not e.seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in e.seeds):
-        raise ConfigError("seeds", f"expected a non-empty list of integers, got {e.seeds!r}")
+    if not e.seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in e.seeds):
+        raise ConfigError("seeds", f"expected a non-empty list of integers >= 0, got {e.seeds!r}")
+    if len(set(e.seeds)) != len(e.seeds):
+        raise ConfigError("seeds", f"a seed is named twice: {e.seeds!r}")
     _validate_space(e.space)
     _validate_evaluation(e)
     _validate_training(e)
@@ -237,8 +256,8 @@ def _validate_evaluation(e: Experiment) -> None:
     if not e.thresholds:
         raise ConfigError("thresholds", "name at least one threshold")
     for i, t in enumerate(e.thresholds):
-        if not isinstance(t, (int, float)) or isinstance(t, bool):
-            raise ConfigError(f"thresholds[{i}]", f"expected a number, got {t!r}")
+        if not isinstance(t, (int, float)) or isinstance(t, bool) or not math.isfinite(t):
+            raise ConfigError(f"thresholds[{i}]", f"expected a finite number, got {t!r}")
     e.thresholds = sorted(float(t) for t in e.thresholds)
     from .record import SUCCESS_RULES
     if e.success_rule not in SUCCESS_RULES:

@@ -193,6 +193,22 @@ def _load_imagenet32(path, split: str, limit: int | None) -> tuple[Tensor, Tenso
     return torch.cat(xs), torch.cat(ys)
 
 
+class _SafeUnpickler(pickle.Unpickler):
+    """pickle.load for user-supplied batch files that cannot run code: the published format
+    needs dicts, lists, numbers, strings and numpy arrays, so only numpy's array and dtype
+    reconstructors may be looked up; any other global (os.system, ...) is refused."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+               ("numpy", "ndarray"), ("numpy", "dtype")}
+
+    def find_class(self, module, name):
+        if (module, name) not in self.ALLOWED:
+            raise DatasetNotFound(f"refusing to load {module}.{name} from a data file: the downsampled-ImageNet "
+                                  "format holds only dicts, lists, numbers and numpy arrays")
+        return super().find_class(module, name)
+
+
 def _read_imagenet32_file(f: Path) -> tuple[Tensor, Tensor]:
     if f.suffix == ".npz":
         with np.load(f) as z:
@@ -202,7 +218,9 @@ def _read_imagenet32_file(f: Path) -> tuple[Tensor, Tensor]:
                 x, y, offset = z["data"], z["labels"], 1
     else:
         with open(f, "rb") as fh:
-            d = pickle.load(fh)
+            d = _SafeUnpickler(fh).load()
+        if not isinstance(d, dict) or not {"data", "labels"} <= set(d):
+            raise DatasetNotFound(f"{f}: not a downsampled-ImageNet batch (a dict with 'data' and 'labels')")
         x, y, offset = d["data"], d["labels"], 1
     x = np.asarray(x, dtype=np.uint8)
     if x.ndim == 2:

@@ -94,8 +94,11 @@ class Trial:
         flat.update({f"arch.{k}": v for k, v in self.arch.to_dict().items()})
         for section in ("budget", "eval", "train", "data"):
             flat.update({f"{section}.{k}": v for k, v in dataclasses.asdict(getattr(e, section)).items()})
-        settings = self.make_objective().settings
-        flat.update({f"objective.{k}": v for k, v in dataclasses.asdict(settings).items()})
+        objective = self.make_objective()
+        flat.update({f"objective.{k}": v for k, v in dataclasses.asdict(objective.settings).items()})
+        normed = objective.d_is_normalized(self.arch.norm_d)   # what D actually gets
+        flat["applied.d_norm"] = objective.settings.d_norm if normed else "none"
+        flat["applied.d_weight_decay"] = objective.settings.d_weight_decay if normed else 0.0
         return flat
 
 

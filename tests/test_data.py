@@ -142,3 +142,22 @@ def test_offline_download_names_the_fix(tmp_path, monkeypatch):
 def test_toy_dataset_is_not_an_image_dataset():
     with pytest.raises(ValueError, match="sample_mixture"):
         load_images("ring8")
+
+
+class _RunsCode:
+    """A pickle that would call os.system on load (the classic crafted file)."""
+
+    def __reduce__(self):
+        import os
+        return (os.system, ("touch pwned",))
+
+
+def test_imagenet32_batch_that_would_run_code_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "batches"
+    folder.mkdir()
+    with open(folder / "train_data_batch_1", "wb") as f:
+        pickle.dump({"data": _RunsCode(), "labels": [1]}, f)
+    with pytest.raises(DatasetNotFound, match="refusing to load posix.system"):
+        load_images("imagenet32", "train", path=folder)
+    assert not (tmp_path / "pwned").exists()

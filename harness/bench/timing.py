@@ -7,6 +7,7 @@ from dataclasses import asdict
 
 import torch
 
+from .. import cost
 from .plan import Plan
 from .runners import make_runner, resident_images, sync
 
@@ -118,27 +119,6 @@ def run_concurrent(plan: Plan, n_procs: int, jobs: list, log) -> dict:
     return results
 
 
-
-class _GlobalOnly:
-    """Stands in for FlopCounterMode's ModuleTracker, whose backward hooks break
-    torch.autograd.grad (the gradient penalty): 'A leaf node was passed to
-    _will_engine_execute_node ...'. Totals are unaffected; per-module breakdowns are lost."""
-
-    parents = {"Global"}
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *args):
-        return False
-
-
 def count_flops(runner) -> int:
     """FLOPs of one generator iteration (n_critic D steps + the G step, forward and backward)."""
-    from torch.utils.flop_counter import FlopCounterMode
-    counter = FlopCounterMode(display=False)
-    counter.mod_tracker = _GlobalOnly()
-    with counter:
-        runner.run(1)
-    return int(counter.get_total_flops())
-
+    return cost.count_flops(lambda: runner.run(1))

@@ -104,8 +104,12 @@ def train_classifier(dataset: str = "fashion_mnist", seed: int = 0, out_dir=None
     return info
 
 
-def check_classifier(dataset: str = "fashion_mnist", weights_path=None, n: int = CHECK_N, device="cpu") -> dict:
-    """Measure the shipped network: test accuracy, IS(real test), FID/KID(real train, real test)."""
+def check_classifier(dataset: str = "fashion_mnist", weights_path=None, n: int = CHECK_N, device="cpu",
+                     record: bool = False) -> dict:
+    """Measure the shipped network: test accuracy, IS(real test), FID/KID(real train, real test).
+
+    Read-only unless `record`: then the figures are written into the weights' JSON file
+    (the shipped figures change only when someone asks for it)."""
     import torch_fidelity
 
     from harness.evaluate.fidelity import UInt8Dataset
@@ -137,7 +141,8 @@ def check_classifier(dataset: str = "fashion_mnist", weights_path=None, n: int =
     path = weights.with_suffix(".json")
     info = json.loads(path.read_text()) if path.exists() else {}
     info.update(figures)
-    _write_json(path, info)
+    if record:
+        _write_json(path, info)
     return info
 
 

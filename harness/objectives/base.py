@@ -6,6 +6,7 @@ what "D normalization on" means), so that a trial needs nothing but the name.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 import torch
@@ -39,8 +40,14 @@ class Settings:
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name}: {getattr(self, name)!r} is not one of {list(allowed)}")
         for name in ("lr_g", "lr_d", "n_critic"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name}: must be > 0, got {getattr(self, name)}")
+            if not getattr(self, name) > 0 or not math.isfinite(getattr(self, name)):
+                raise ValueError(f"{name}: must be a finite number > 0, got {getattr(self, name)}")
+        for name in ("clip", "gp_weight", "d_weight_decay"):
+            if not 0 <= getattr(self, name) < math.inf:
+                raise ValueError(f"{name}: must be a finite number >= 0, got {getattr(self, name)}")
+        for name in ("beta1", "beta2"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be in [0, 1), got {getattr(self, name)}")
 
     def replace(self, **overrides) -> "Settings":
         valid = {f.name for f in dataclasses.fields(self)}

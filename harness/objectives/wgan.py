@@ -45,7 +45,7 @@ def gradient_penalty(D, real, fake, eps=None):
     if eps is None:
         eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device)
     x_hat = (eps * real.float() + (1 - eps) * fake.float().detach()).requires_grad_(True)
-    with torch.autocast(device_type=real.device.type, enabled=False):
+    with torch.autocast(device_type="cuda" if real.is_cuda else "cpu", enabled=False):
         out = D(x_hat).float()
     (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)
     return ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()

@@ -100,3 +100,13 @@ def test_real_features_cached_and_temp_entries_removed(evaluator, fmnist_test, m
 def test_wrong_sample_shape_is_an_error(evaluator):
     with pytest.raises(ValueError, match="1 x 32 x 32"):
         evaluator.evaluate(lambda n: torch.zeros(n, 3, 32, 32))
+
+
+def test_check_is_read_only_without_record(fmnist_test):
+    from harness.evaluate import check_classifier
+    from harness.evaluate.classifier import default_weights_path
+    shipped = default_weights_path("fashion_mnist").with_suffix(".json")
+    before = shipped.read_bytes()
+    figures = check_classifier("fashion_mnist", n=500)
+    assert shipped.read_bytes() == before
+    assert figures["is_real_test_n"] == 500 and figures["test_accuracy"] > 0.9

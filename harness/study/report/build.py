@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ...config import check_name
 from ...errors import UsageError
 from ...record import FAILED
 from .. import results, store
@@ -60,6 +61,7 @@ def summary_sentences(df: pd.DataFrame, exp: dict, t_ref: float, rule: str) -> l
 
 def load_study(name: str):
     """(client, trials DataFrame, the sweep's experiment dict, parent runs), changing nothing."""
+    check_name(name)
     client = store.get_client()
     mlflow_exp = store.find_experiment(client, name)
     if mlflow_exp is None:

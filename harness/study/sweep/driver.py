@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from ...config import Experiment, experiment_diff, load_experiment
+from ...config import Experiment, check_name, experiment_diff, load_experiment
 from ...data import get_dataset_spec, load_images
 from ...errors import DatasetNotFound, UsageError
 from ...record import OUTCOMES
@@ -102,16 +102,24 @@ def find_parent(client, sweep: str, shard: str, exp_dict: dict, path, resume: bo
 
 
 def run_sweep(experiment_path: str | Path, name: str | None = None, resume: bool = False,
-              shard: str | None = None) -> int:
-    """Run (or resume) a sweep; 0 when every trial of the shard has a recorded outcome."""
+              shard: str | None = None, dry_run: bool = False) -> int:
+    """Run (or resume) a sweep; 0 when every trial of the shard has a recorded outcome.
+    With dry_run: the same checks, then each trial's settings and a price; nothing written."""
     i, n = parse_shard(shard)
+    if name is not None:
+        check_name(name, "--name")
     exp = check_inputs(experiment_path)
     sweep, shard_label = name or exp.name, f"{i}/{n}"
     label = sweep if n == 1 else f"{sweep} {shard_label}"
     trials, exp_dict = shard_trials(trials_of(exp), i, n), exp.to_dict()
     ray = start_ray()
     try:
-        resources = ray_resources(exp, trials, ray.cluster_resources())
+        cluster = ray.cluster_resources()
+        resources = ray_resources(exp, trials, cluster)
+        if dry_run:
+            from .dry_run import dry_run as price
+            price(exp, trials, resources, cluster)
+            return 0
         client = store.get_client()
         exp_id, parent_id = find_parent(client, sweep, shard_label, exp_dict, experiment_path, resume)
         kept = store.answered_trials(client, exp_id, parent_id) if parent_id else {}

@@ -45,18 +45,40 @@ BAD = {
     "missing dataset": ({"dataset": "imagenet32", "data": {"path": "/nonexistent/imagenet32"}}, "data.path"),
     "unknown published study": ({"reproduces": "someone2099"}, "reproduces"),
     "evaluator for other data": ({"eval": {"evaluator": "fmnist-classifier", "n_samples": 100}}, "eval.evaluator"),
+    "nan threshold": ({"thresholds": [1.0, float("nan")]}, "thresholds[1]"),
+    "infinite learning rate": ({"objective_overrides": {"gan": {"lr_d": float("inf")}}}, "objective_overrides.gan.lr_d"),
+    "beta out of range": ({"objective_overrides": {"gan": {"beta2": 1.5}}}, "objective_overrides.gan.beta2"),
+    "empty name": ({"name": ""}, "name"),
+    "name with a slash": ({"name": "a/b"}, "name"),
+    "name of dots": ({"name": ".."}, "name"),
+    "name with a quote": ({"name": "it's"}, "name"),
+    "negative seed": ({"seeds": [0, -1]}, "seeds"),
+    "too few 2D samples": ({"eval": {"evaluator": "toy2d", "n_samples": 10}}, "eval.n_samples"),
+    "metric the evaluator lacks": ({"success_metric": "fid5k_train_inception"}, "success_metric"),
+    "unknown success rule": ({"success_rule": "lenient"}, "success_rule"),
+    "unknown init": ({"train": {"init": "xavier"}}, "train.init"),
 }
 
 
 @pytest.mark.parametrize("case", list(BAD))
 def test_bad_experiment_exits_2_and_writes_nothing(case, project, write_experiment, tiny_toy2d, capsys):
     settings, field = BAD[case]
-    path = write_experiment("bad", **{**tiny_toy2d, **settings})
+    path = project / "bad.yaml"
+    path.write_text(yaml.safe_dump({"name": "bad", **tiny_toy2d, **settings}))
     assert cli.main(["sweep", str(path)]) == 2
     err = capsys.readouterr().err
     assert field in err, err
     leftovers = {p.name for p in project.iterdir()} - {"bad.yaml"}
     assert not leftovers, f"written despite the bad file: {leftovers}"
+
+
+@pytest.mark.parametrize("args,field", [(["--name", "../elsewhere"], "--name"), (["--shard", "3/2"], "--shard")])
+def test_bad_command_line_exits_2_and_writes_nothing(args, field, project, write_experiment, tiny_toy2d, capsys):
+    path = write_experiment("ok", **tiny_toy2d)
+    assert cli.main(["sweep", str(path), *args]) == 2
+    assert field in capsys.readouterr().err
+    assert {p.name for p in project.iterdir()} == {"ok.yaml"}
+    assert cli.main(["report", "../elsewhere"]) == 2 and not (project / "results").exists()
 
 
 def test_more_cpus_per_trial_than_the_cluster_exits_2_before_the_store(project, write_experiment, tiny_toy2d):
@@ -158,3 +180,21 @@ def test_kill_then_resume_runs_every_trial_exactly_once(project, write_experimen
     Path(path).write_text(yaml.safe_dump(changed))
     r = run_harness("sweep", path, "--resume")
     assert r.returncode == 2 and "budget.iterations: 80 -> 999" in r.stderr, r.stderr
+
+
+def test_dry_run_prints_every_trial_and_a_price_and_writes_nothing(project, write_experiment, tiny_toy2d):
+    import json
+    settings = {**tiny_toy2d, "objectives": ["gan", "sngan"], "seeds": [0, 1],
+                "space": {**tiny_toy2d["space"], "restrict": {**tiny_toy2d["space"]["restrict"], "norm_d": [True]}}}
+    path = write_experiment("priced", **settings)
+    r = run_harness("sweep", path, "--dry-run")
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    trials, summary = lines[:-1], lines[-1]["summary"]
+    assert sorted(t["trial_id"] for t in trials) == sorted(t.id for t in trials_of(from_dict(settings)))
+    by_objective = {t["objective"]: t for t in trials}
+    assert by_objective["gan"]["applied.d_norm"] == "batch" and by_objective["gan"]["applied.d_weight_decay"] == 1e-3
+    assert by_objective["sngan"]["applied.d_norm"] == "none" and by_objective["sngan"]["applied.d_weight_decay"] == 0
+    assert by_objective["gan"]["train.init"] == "dcgan"
+    assert summary["trials"] == len(trials) and summary["training_flop"] > 0 and summary["measured_gflop_per_s"] > 0
+    assert {p.name for p in project.iterdir()} == {"priced.yaml"}

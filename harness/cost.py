@@ -1,0 +1,70 @@
+"""What a trial costs in floating-point operations, counted by torch.utils.flop_counter.
+
+`count_flops(fn)` counts what `fn` runs. `iteration_flops(trial)` estimates one generator
+iteration (n_critic D steps + one G step) from forward passes of G and D at batch 1 on
+PyTorch's meta device (no memory, no compute), with the usual rule that a backward pass
+costs about twice its forward pass:
+
+  D step   = G fwd + 2 D fwd (real, fake) + their backward (4 D fwd)          = G + 6 D
+  penalty  = D fwd on interpolates + input gradient with a graph + its backward ~ 9 D
+  G step   = G fwd + D fwd + D backward to the input + G backward              = 3 G + 3 D
+
+all times the batch size. tests/test_cost.py checks the estimate against an exact count of
+the harness's own step. Only convolutions and matrix products count (flop_counter's
+formulas); norms, nonlinearities and the optimizer are a few per cent more.
+"""
+from __future__ import annotations
+
+import torch
+
+from .nets import build_discriminator, build_generator
+from .trial import Trial, data_shape, z_dim
+
+BACKWARD_PER_FORWARD = 2
+PENALTY_D_FORWARDS = 9
+
+
+class _GlobalOnly:
+    """Stands in for FlopCounterMode's ModuleTracker, whose backward hooks break
+    torch.autograd.grad (the gradient penalty): 'A leaf node was passed to
+    _will_engine_execute_node ...'. Totals are unaffected; per-module breakdowns are lost."""
+
+    parents = {"Global"}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *args):
+        return False
+
+
+def count_flops(fn) -> int:
+    """FLOPs of the convolutions and matrix products `fn()` runs (forward and backward)."""
+    from torch.utils.flop_counter import FlopCounterMode
+    counter = FlopCounterMode(display=False)
+    counter.mod_tracker = _GlobalOnly()
+    with counter:
+        fn()
+    return int(counter.get_total_flops())
+
+
+def forward_flops(trial: Trial) -> tuple[int, int]:
+    """(G, D) forward FLOPs for one sample, on the meta device."""
+    exp, objective = trial.experiment, trial.make_objective()
+    s = objective.settings
+    with torch.device("meta"):
+        G = build_generator(trial.arch, data_shape(exp), z_dim(exp))
+        D = build_discriminator(trial.arch, data_shape(exp), s.d_norm, spectral=s.spectral_norm)
+        z = torch.empty(1, z_dim(exp))
+        x = torch.empty(1, *data_shape(exp))
+        with torch.no_grad():
+            return count_flops(lambda: G.eval()(z)), count_flops(lambda: D.eval()(x))
+
+
+def iteration_flops(trial: Trial) -> int:
+    """Estimated FLOPs of one generator iteration of `trial` (see the module docstring)."""
+    g, d = forward_flops(trial)
+    s = trial.make_objective().settings
+    d_step = g + 2 * d * (1 + BACKWARD_PER_FORWARD) + (PENALTY_D_FORWARDS * d if s.gp_weight else 0)
+    g_step = (g + d) * (1 + BACKWARD_PER_FORWARD)
+    return trial.experiment.budget.batch_size * (s.n_critic * d_step + g_step)
