@@ -86,6 +86,7 @@ class Experiment:
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     thresholds: list = field(default_factory=lambda: list(PAPER_THRESHOLDS))
+    thresholds_relative: bool = False   # thresholds as fractions of the real data's own score (trial.py)
     success_metric: str | None = None   # None: the evaluator's headline metric (IS for images)
     success_rule: str = "paper"         # paper: the score decides (WGAN-GP 5.1) | strict: collapse vetoes
     reproduces: str | None = None       # a published table to print beside ours (published.py)
@@ -259,6 +260,8 @@ def _validate_evaluation(e: Experiment) -> None:
         if not isinstance(t, (int, float)) or isinstance(t, bool) or not math.isfinite(t):
             raise ConfigError(f"thresholds[{i}]", f"expected a finite number, got {t!r}")
     e.thresholds = sorted(float(t) for t in e.thresholds)
+    if e.thresholds_relative and e.thresholds[0] <= 0:
+        raise ConfigError("thresholds", f"relative thresholds are fractions of the real score: > 0, got {e.thresholds[0]}")
     from .record import SUCCESS_RULES
     if e.success_rule not in SUCCESS_RULES:
         raise ConfigError("success_rule", f"{e.success_rule!r} is not one of {sorted(SUCCESS_RULES)}")

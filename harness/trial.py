@@ -71,6 +71,31 @@ def make_evaluator(exp: Experiment, device: str = "cpu"):
     return evaluator
 
 
+def real_data_score(exp: Experiment) -> float:
+    """The real data's own score on the success metric: the experiment's evaluator, its sample
+    count, its real split (a seeded subset; for the mixtures, exact samples). What relative
+    thresholds are fractions of (the shipped classifier's IS of real Fashion-MNIST is about 8)."""
+    import torch
+    from .data import load_images, sample_mixture, to_unit_range
+    evaluator = make_evaluator(exp)
+    if get_dataset_spec(exp.dataset).kind == "toy2d":
+        g = torch.Generator().manual_seed(0)
+        sample = lambda n: sample_mixture(exp.dataset, n, g)   # noqa: E731
+    else:
+        x, _ = load_images(exp.dataset, exp.eval.real_split, root=exp.data.root, path=exp.data.path)
+        x = x[torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[: exp.eval.n_samples]]
+        offset = [0]
+
+        def sample(n):
+            batch = x[offset[0]: offset[0] + n]
+            offset[0] += n
+            if len(batch) < n:
+                raise ValueError(f"eval.n_samples: the {exp.eval.real_split} split has only {len(x)} images")
+            return to_unit_range(batch)
+    metrics = evaluator.evaluate(sample)
+    return float(metrics[exp.success_metric or evaluator.headline])
+
+
 @dataclass(frozen=True)
 class Trial:
     experiment: Experiment

@@ -55,3 +55,10 @@ def test_overrides_reach_the_objective_and_the_params():
     assert len(trials) == 2 * 2 * 2 and trials[0].arch == trials[1].arch     # pairs adjacent
     wgan = next(t for t in trials if t.objective == "wgan-gp")
     assert isinstance(wgan, Trial) and wgan.params()["objective.n_critic"] == 2
+
+
+def test_real_data_scores_with_the_experiments_own_evaluator(fmnist_test):
+    from harness.trial import real_data_score
+    assert real_data_score(from_dict({"dataset": "grid25", "eval": {"n_samples": 2500}})) == 25.0
+    is_real = real_data_score(from_dict({"dataset": "fashion_mnist", "eval": {"n_samples": 500}}))
+    assert 6.0 < is_real < 10.0     # the shipped classifier's IS of 10k real test images: 8.00

@@ -23,6 +23,15 @@ from ..space import FACTORS
 IDENTITY = ["trial_id", "arch_id", "objective", "seed", "status", "headline", "score"]
 
 
+def absolute_thresholds(thresholds, relative: bool, real_score: float | None) -> list[float]:
+    """The thresholds in the metric's units: as given, or as fractions of the real data's score."""
+    if not relative:
+        return [float(t) for t in thresholds]
+    if real_score is None or not np.isfinite(real_score):
+        raise ValueError("relative thresholds need the real data's score (the sweep's parent run records it)")
+    return [round(float(t) * real_score, 6) for t in thresholds]
+
+
 def frame(records: Iterable[TrialRecord]) -> pd.DataFrame:
     """One row per trial (`TrialRecord.to_row`). Should two attempts of one trial ever be
     stored, the latest started (`start_time`) is kept."""

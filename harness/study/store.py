@@ -130,14 +130,14 @@ def end_run(client, run_id: str, status: str) -> None:
 
 
 def start_parent(client, exp_id: str, sweep: str, shard: str, experiment: dict, n_trials: int,
-                 experiment_file: str) -> str:
+                 experiment_file: str, extra_params: dict | None = None) -> str:
     run = client.create_run(exp_id, run_name=sweep if shard == "1/1" else f"{sweep} shard {shard}",
                             tags={"role": "parent", "sweep": sweep, "shard": shard,
                                   "command": provenance.command_line(), "hardware": provenance.hardware(),
                                   "versions": provenance.versions(), "experiment_file": experiment_file})
     rid = run.info.run_id
     keys = ("dataset", "objectives", "thresholds", "success_metric", "reproduces", "space", "budget", "eval", "seeds")
-    log_params(client, rid, {**{k: experiment[k] for k in keys}, "n_trials_shard": n_trials})
+    log_params(client, rid, {**{k: experiment[k] for k in keys}, "n_trials_shard": n_trials, **(extra_params or {})})
     client.log_dict(rid, experiment, "experiment.json")
     return rid
 

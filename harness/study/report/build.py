@@ -34,7 +34,7 @@ def tables_markdown(df: pd.DataFrame, thresholds, objectives, rule: str = "paper
     return "\n".join(parts)
 
 
-def summary_sentences(df: pd.DataFrame, exp: dict, t_ref: float, rule: str) -> list[str]:
+def summary_sentences(df: pd.DataFrame, exp: dict, thresholds, t_ref: float, rule: str) -> list[str]:
     """The answer first: rates at the reference threshold, significant pairs, the noise floor."""
     objectives = list(exp["objectives"])
     rates = results.success_rates(df, [t_ref], objectives, rule).set_index("objective")
@@ -52,7 +52,7 @@ def summary_sentences(df: pd.DataFrame, exp: dict, t_ref: float, rule: str) -> l
             for r in significant.itertuples()) + ".")
     else:
         out.append("No pair of objectives differs beyond noise at this threshold (exact McNemar, all p >= 0.05).")
-    share, groups = results.noise_floor(df, exp["thresholds"], rule)
+    share, groups = results.noise_floor(df, thresholds, rule)
     out.append(f"Noise floor: {100 * share:.0f}% of {groups} (architecture, objective, threshold) outcomes change "
                "between seeds." if groups else
                "Noise floor: not measured (one seed per architecture): low-threshold outcomes may be coin flips.")
@@ -131,12 +131,24 @@ def _factor_section(doc: Document, df: pd.DataFrame, t_ref: float, objectives, o
     doc.img(str(fe.relative_to(out)), "success rate per factor value and objective")
 
 
+def study_thresholds(exp: dict, parent_runs) -> tuple[list[float], float | None]:
+    """(thresholds in the metric's units, the real data's score where they are relative)."""
+    relative = bool(exp.get("thresholds_relative"))
+    real = parent_runs[0].data.params.get("real_score") if relative else None
+    real = float(real) if real is not None else None
+    return results.absolute_thresholds(exp["thresholds"], relative, real), real
+
+
 def _results_sections(doc: Document, client, df: pd.DataFrame, exp: dict, metric: str, out: Path,
-                      rule: str) -> None:
-    objectives, thresholds = list(exp["objectives"]), [float(t) for t in exp["thresholds"]]
+                      rule: str, thresholds: list[float], real: float | None) -> None:
+    objectives = list(exp["objectives"])
     t_ref = results.reference_threshold(df, thresholds, rule)
     doc.h(2, "Answer")
-    for sentence in summary_sentences(df, exp, t_ref, rule):
+    if real is not None:
+        doc.p(f"Thresholds are fractions of the real data's own {metric} ({real:.4g}, the same evaluator on "
+              f"{exp['eval']['n_samples']} real samples): "
+              + ", ".join(f"{f:g} x real = {t:.3g}" for f, t in zip(exp["thresholds"], thresholds)) + ".")
+    for sentence in summary_sentences(df, exp, thresholds, t_ref, rule):
         doc.p(sentence)
     doc.p(f"Net wins at threshold {t_ref:g}: row A, column B = (pairs only A survives) - (pairs only B "
           "survives); * p < 0.05, ** p < 0.01 (exact McNemar).")
@@ -185,12 +197,13 @@ def build_report(name: str, out_root: str | Path = "results") -> Path:
     df.drop(columns=[c for c in ("start_time",) if c in df]).to_csv(out / "trials.csv", index=False)
 
     rule = exp.get("success_rule", "paper")   # sweeps stored before the rule existed: the paper's
+    thresholds, real = study_thresholds(exp, parent_runs)
     doc = Document()
     _header(doc, name, df, exp, parent_runs, metric, rule)
     if df.empty:
         doc.p("No trial has been recorded yet.")
     else:
-        _results_sections(doc, client, df, exp, metric, out, rule)
+        _results_sections(doc, client, df, exp, metric, out, rule, thresholds, real)
     doc.h(2, "Experiment")
     doc.code(json.dumps(exp, indent=1))
     (out / "report.md").write_text(doc.markdown())

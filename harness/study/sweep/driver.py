@@ -28,7 +28,7 @@ from ...config import Experiment, check_name, experiment_diff, load_experiment
 from ...data import get_dataset_spec, load_images
 from ...errors import DatasetNotFound, UsageError
 from ...record import OUTCOMES
-from ...trial import Trial, make_evaluator, trials_of
+from ...trial import Trial, make_evaluator, real_data_score, trials_of
 from .. import results, store
 from .aggregate import aggregate_onto_parent
 from .callbacks import ProgressLine, Recorder, TrialStates, trial_id_of
@@ -116,9 +116,13 @@ def run_sweep(experiment_path: str | Path, name: str | None = None, resume: bool
     try:
         cluster = ray.cluster_resources()
         resources = ray_resources(exp, trials, cluster)
+        real_score = real_data_score(exp) if exp.thresholds_relative else None
+        thresholds = results.absolute_thresholds(exp.thresholds, exp.thresholds_relative, real_score)
+        if real_score is not None:
+            print(f"[{label}] real data's score {real_score:.4g}: thresholds {thresholds}", file=sys.stderr)
         if dry_run:
             from .dry_run import dry_run as price
-            price(exp, trials, resources, cluster)
+            price(exp, trials, resources, cluster, thresholds)
             return 0
         client = store.get_client()
         exp_id, parent_id = find_parent(client, sweep, shard_label, exp_dict, experiment_path, resume)
@@ -127,7 +131,8 @@ def run_sweep(experiment_path: str | Path, name: str | None = None, resume: bool
         exp_id = store.open_experiment(client, sweep)
         if parent_id is None:
             parent_id = store.start_parent(client, exp_id, sweep, shard_label, exp_dict, len(trials),
-                                           str(experiment_path))
+                                           str(experiment_path),
+                                           {"real_score": real_score} if real_score is not None else None)
         else:
             store.discard_unanswered(client, exp_id, parent_id, kept)
             client.update_run(parent_id, status="RUNNING")
@@ -146,7 +151,7 @@ def run_sweep(experiment_path: str | Path, name: str | None = None, resume: bool
             raise
         finally:
             runs.abort_all("KILLED")
-            complete = aggregate(client, exp_id, parent_id, exp, trials, n)
+            complete = aggregate(client, exp_id, parent_id, exp, thresholds, trials, n)
             if status == "FINISHED" and not complete:
                 status = "KILLED"   # Tune stopped early (Ctrl-C): --resume continues
             store.end_run(client, parent_id, status)
@@ -174,16 +179,17 @@ def fit(exp: Experiment, exp_dict: dict, todo: list[Trial], resources, runs, lab
     tuner.fit()
 
 
-def aggregate(client, exp_id: str, parent_id: str, exp: Experiment, trials: list[Trial], n: int) -> bool:
+def aggregate(client, exp_id: str, parent_id: str, exp: Experiment, thresholds: list[float], trials: list[Trial],
+              n: int) -> bool:
     """Success counts onto the parent; with shards, study-wide counts too once all are done.
     Returns whether every trial of this shard has an outcome."""
     df = results.frame(store.read_records(client, exp_id, parent_id))
-    aggregate_onto_parent(client, parent_id, df, exp.thresholds, exp.objectives, exp.success_rule)
+    aggregate_onto_parent(client, parent_id, df, thresholds, exp.objectives, exp.success_rule)
     done = set(df.loc[df["status"].isin(OUTCOMES), "trial_id"]) if len(df) else set()
     complete = all(t.id in done for t in trials)
     if n > 1 and complete:
         every = results.frame(store.read_records(client, exp_id))
         if len(every) and {t.id for t in trials_of(exp)} <= set(every["trial_id"]):
-            aggregate_onto_parent(client, parent_id, every, exp.thresholds, exp.objectives, exp.success_rule,
+            aggregate_onto_parent(client, parent_id, every, thresholds, exp.objectives, exp.success_rule,
                                   prefix="study/")
     return complete

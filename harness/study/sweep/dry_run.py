@@ -48,13 +48,15 @@ def seconds_per_iteration(trial: Trial, threads: int) -> float:
         torch.set_num_threads(before)
 
 
-def dry_run(exp: Experiment, trials: list[Trial], resources, cluster: dict, out=sys.stdout) -> dict:
+def dry_run(exp: Experiment, trials: list[Trial], resources, cluster: dict, thresholds: list[float],
+            out=sys.stdout) -> dict:
     for t in trials:
         print(json.dumps(t.params()), file=out)
     per_iteration = {t.id: iteration_flops(t) for t in trials}
     total = sum(per_iteration.values()) * exp.budget.iterations
     summary = {"trials": len(trials), "generator_iterations": len(trials) * exp.budget.iterations,
-               "training_flop": int(total), "training_tflop": float(f"{total / 1e12:.3g}")}
+               "training_flop": int(total), "training_tflop": float(f"{total / 1e12:.3g}"),
+               "thresholds": thresholds}
     if trials:
         median = sorted(trials, key=lambda t: per_iteration[t.id])[len(trials) // 2]
         seconds = seconds_per_iteration(median, exp.train.threads or exp.resources.cpus_per_trial)

@@ -198,3 +198,21 @@ def test_dry_run_prints_every_trial_and_a_price_and_writes_nothing(project, writ
     assert by_objective["gan"]["train.init"] == "dcgan"
     assert summary["trials"] == len(trials) and summary["training_flop"] > 0 and summary["measured_gflop_per_s"] > 0
     assert {p.name for p in project.iterdir()} == {"priced.yaml"}
+
+
+def test_relative_thresholds_are_fractions_of_the_real_score(project, write_experiment, tiny_toy2d):
+    """ring8's real samples cover all 8 modes, so 0.5 x real = 4 modes and 0.99 x real = 7.92."""
+    settings = {**tiny_toy2d, "objectives": ["gan"], "space": {**tiny_toy2d["space"], "n": 1},
+                "budget": {"iterations": 20, "batch_size": 64}, "thresholds": [0.5, 0.99],
+                "thresholds_relative": True}
+    path = write_experiment("relative", **settings)
+    r = run_harness("sweep", path)
+    assert r.returncode == 0, r.stderr
+    assert "real data's score 8: thresholds [4.0, 7.92]" in r.stderr
+    c = _client()
+    parent = store.parents(c, store.find_experiment(c, "relative").experiment_id)[0]
+    assert float(parent.data.params["real_score"]) == 8.0
+    assert {"success/gan/4", "success/gan/7.92"} <= set(parent.data.metrics)
+    r = run_harness("report", "relative")
+    assert r.returncode == 0, r.stderr
+    assert "0.5 x real = 4" in (project / "results" / "relative" / "report.md").read_text()
