@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from harness.config import PAPER_THRESHOLDS, ConfigError, Experiment, experiment_diff, from_dict, load_experiment
@@ -90,3 +92,11 @@ def test_experiment_diff_names_changed_fields():
     assert "budget.iterations: 200 -> 400" in diff
     assert any(d.startswith("objectives:") for d in diff) and any(d.startswith("extra:") for d in diff)
     assert experiment_diff(old, dict(old)) == []
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[1] / "experiments").glob("*.yaml")),
+                         ids=lambda p: p.name)
+def test_every_shipped_experiment_is_valid(path):
+    e = load_experiment(path)
+    assert e.name == path.stem and e.description
+    assert trials_of(e)
