@@ -22,9 +22,14 @@ def cmd_list(args):
     if args.what == "objectives":
         for name, cls in sorted(OBJECTIVES.items()):
             s = cls.defaults
-            print(f"{name:12s} {s.optimizer} lr_g {s.lr_g:g} lr_d {s.lr_d:g} n_critic {s.n_critic} "
+            print(f"{name:16s} {s.optimizer} lr_g {s.lr_g:g} lr_d {s.lr_d:g} n_critic {s.n_critic} "
                   f"D norm {s.d_norm}{' + spectral' if s.spectral_norm else ''}"
                   f"{f' clip {s.clip:g}' if s.clip else ''}{f' gp {s.gp_weight:g}' if s.gp_weight else ''}")
+    elif args.what == "remedies":
+        from .remedies import REMEDIES
+        for name, cls in sorted(REMEDIES.items()):
+            arg = f":{cls.arg_name.split(',')[0]} (default {cls.default:g}; {cls.arg_name})" if cls.arg_name else ""
+            print(f"{name}{arg}\n    {cls.summary} [{cls.source}]")
     elif args.what == "datasets":
         for name, spec in sorted(DATASETS.items()):
             print(f"{name:14s} {spec.kind:6s} {spec.description}")
@@ -106,8 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m harness", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
 
-    q = sub.add_parser("list", help="list objectives, datasets, evaluators or presets")
-    q.add_argument("what", choices=["objectives", "datasets", "evaluators", "presets"])
+    q = sub.add_parser("list", help="list objectives, remedies, datasets, evaluators or presets")
+    q.add_argument("what", choices=["objectives", "remedies", "datasets", "evaluators", "presets"])
     q.set_defaults(func=cmd_list)
 
     q = sub.add_parser("space", help="print architectures of the space, one JSON line each")

@@ -81,7 +81,7 @@ class Experiment:
     data: DataConfig = field(default_factory=DataConfig)
     space: SpaceConfig = field(default_factory=SpaceConfig)
     objectives: list = field(default_factory=lambda: ["gan", "wgan-gp"])
-    objective_overrides: dict = field(default_factory=dict)   # objective -> {setting: value}
+    objective_overrides: dict = field(default_factory=dict)   # objective -> {setting: value}, for all its methods
     seeds: list = field(default_factory=lambda: [0])
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
@@ -187,8 +187,7 @@ def _validate_objectives(e: Experiment) -> None:
     if not e.objectives:
         raise ConfigError("objectives", "name at least one objective")
     for i, name in enumerate(e.objectives):
-        if name not in OBJECTIVES:
-            raise ConfigError(f"objectives[{i}]", f"unknown objective {name!r}; valid: {sorted(OBJECTIVES)}")
+        _validate_method(name, f"objectives[{i}]", e.budget.batch_size)
     if len(set(e.objectives)) != len(e.objectives):
         raise ConfigError("objectives", "an objective is named twice")
     for name, overrides in e.objective_overrides.items():
@@ -206,6 +205,25 @@ def _validate_objectives(e: Experiment) -> None:
         except ValueError as err:
             bad = str(err).split(":")[0]
             raise ConfigError(f"objective_overrides.{name}.{bad}", str(err).split(": ", 1)[-1]) from None
+
+
+def _validate_method(name, where: str, batch_size: int) -> None:
+    """An objective, or OBJECTIVE+REMEDY[:ARG]...: every name known, every argument in range,
+    the combination sensible (harness.remedies)."""
+    from .objectives import OBJECTIVES
+    from .remedies import parse_method
+    if not isinstance(name, str):
+        raise ConfigError(where, f"expected an objective name, got {name!r}")
+    try:
+        base, remedies = parse_method(name)
+    except (KeyError, ValueError) as err:
+        raise ConfigError(where, str(err)) from None
+    if base not in OBJECTIVES:
+        raise ConfigError(where, f"unknown objective {base!r}; valid: {sorted(OBJECTIVES)}")
+    for remedy in remedies:
+        problem = remedy.check(batch_size)
+        if problem:
+            raise ConfigError(where, problem)
 
 
 def _validate_space(s: SpaceConfig) -> None:

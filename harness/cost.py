@@ -3,7 +3,8 @@
 `count_flops(fn)` counts what `fn` runs. `iteration_flops(trial)` estimates one generator
 iteration (n_critic D steps + one G step) from forward passes of G and D at batch 1 on
 PyTorch's meta device (no memory, no compute), with the usual rule that a backward pass
-costs about twice its forward pass:
+costs about twice its forward pass (remedies are not priced beyond packing's wider D input;
+`unrolled:K` adds about K D steps per G step):
 
   D step   = G fwd + 2 D fwd (real, fake) + their backward (4 D fwd)          = G + 6 D
   penalty  = D fwd on interpolates + input gradient with a graph + its backward ~ 9 D
@@ -52,11 +53,14 @@ def forward_flops(trial: Trial) -> tuple[int, int]:
     """(G, D) forward FLOPs for one sample, on the meta device."""
     exp, objective = trial.experiment, trial.make_objective()
     s = objective.settings
+    d_shape = data_shape(exp)
+    for remedy in objective.remedies:    # packing widens D's input
+        d_shape = remedy.d_shape(d_shape)
     with torch.device("meta"):
         G = build_generator(trial.arch, data_shape(exp), z_dim(exp))
-        D = build_discriminator(trial.arch, data_shape(exp), s.d_norm, spectral=s.spectral_norm)
+        D = build_discriminator(trial.arch, d_shape, s.d_norm, spectral=s.spectral_norm)
         z = torch.empty(1, z_dim(exp))
-        x = torch.empty(1, *data_shape(exp))
+        x = torch.empty(1, *d_shape)
         with torch.no_grad():
             return count_flops(lambda: G.eval()(z)), count_flops(lambda: D.eval()(x))
 

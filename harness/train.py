@@ -93,12 +93,22 @@ class GANStep:
     """One D update and one G update: the whole of what training does per step.
 
     D's fake batch is made without a graph through G; G's update runs through a frozen D
-    so that no gradients for D are computed and thrown away.
+    so that no gradients for D are computed and thrown away. The objective's remedies
+    (harness.remedies) act here: on every batch D sees (`d_input`), and on G's loss.
     """
 
     def __init__(self, G, D, objective, opt_g, opt_d, autocast=contextlib.nullcontext):
         self.G, self.D, self.objective = G, D, objective
         self.opt_g, self.opt_d, self.autocast = opt_g, opt_d, autocast
+        self.remedies = list(getattr(objective, "remedies", []))
+        self.g_loss_remedy = next((r for r in self.remedies if r.replaces_g_loss), None)
+        self.needs_real_in_g_step = any(r.needs_real_in_g_step for r in self.remedies)
+        self.progress = 0.0       # share of the budget done: remedies that anneal read it
+
+    def d_input(self, x: torch.Tensor) -> torch.Tensor:
+        for remedy in self.remedies:
+            x = remedy.d_input(x, self.progress)
+        return x
 
     def discriminator(self, real: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         self.G.requires_grad_(False)
@@ -106,6 +116,7 @@ class GANStep:
         with self.autocast():
             with torch.no_grad():
                 fake = self.G(z)
+            real, fake = self.d_input(real), self.d_input(fake)
             d_real, d_fake = self.D(real), self.D(fake)
         loss = self.objective.d_loss(d_real.float(), d_fake.float())
         penalty = self.objective.penalty(self.D, real, fake)
@@ -115,12 +126,15 @@ class GANStep:
         self.objective.after_d_step(self.D)
         return loss.detach()
 
-    def generator(self, z: torch.Tensor, before_update=None) -> torch.Tensor:
+    def generator(self, z: torch.Tensor, before_update=None, real: torch.Tensor | None = None) -> torch.Tensor:
         self.G.requires_grad_(True)
         self.D.requires_grad_(False)
         with self.autocast():
-            d_fake = self.D(self.G(z))
-        loss = self.objective.g_loss(d_fake.float())
+            fake = self.G(z)
+            if self.g_loss_remedy is None:
+                loss = self.objective.g_loss(self.D(self.d_input(fake)).float())
+            else:
+                loss = self.g_loss_remedy.g_loss(self, real, fake).float()
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
         if before_update is not None:
@@ -134,7 +148,13 @@ def build_step(arch, objective, data_shape, z_dim, device, amp_dtype=None, chann
     """Nets, optimizers and the step for one (architecture, objective) on a device."""
     s = objective.settings
     G = build_generator(arch, data_shape, z_dim, init=init).to(device)
-    D = build_discriminator(arch, data_shape, s.d_norm, spectral=s.spectral_norm, init=init).to(device)
+    d_shape = data_shape
+    for remedy in objective.remedies:
+        d_shape = remedy.d_shape(d_shape)
+    D = build_discriminator(arch, d_shape, s.d_norm, spectral=s.spectral_norm, init=init)
+    for remedy in objective.remedies:
+        D = remedy.wrap_discriminator(D)
+    D = D.to(device)
     if channels_last:
         G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
     opt_g, opt_d = objective.optimizers(G, D, d_has_norm=objective.d_is_normalized(arch.norm_d))
@@ -195,6 +215,7 @@ class Session:
         self.n_critic = self.objective.settings.n_critic
         self.step = build_step(trial.arch, self.objective, data_shape(e), self.z_dim, self.device,
                                self.amp_dtype, channels_last, init=e.train.init)
+        self.iterations, self.done = e.budget.iterations, 0
         self.schedulers = self._schedulers(e.budget.iterations)
         self.losses = LossMeter(self.device, resolve_check_every(e.train.check_every, self.device))
 
@@ -212,12 +233,15 @@ class Session:
         """One generator iteration: n_critic D steps, one G step, the schedulers, the loss sums.
         With log_grads, returns both gradient norms (two host syncs when read)."""
         grads = {}
+        self.step.progress = self.done / self.iterations
         for _ in range(self.n_critic):
             loss_d = self.step.discriminator(self.data.batch(self.batch), self.noise(self.batch))
         if log_grads:
             grads["grad_norm_d"] = grad_norm(self.step.D)
         before = (lambda: grads.__setitem__("grad_norm_g", grad_norm(self.step.G))) if log_grads else None
-        loss_g = self.step.generator(self.noise(self.batch), before_update=before)
+        real = self.data.batch(self.batch) if self.step.needs_real_in_g_step else None
+        loss_g = self.step.generator(self.noise(self.batch), before_update=before, real=real)
+        self.done += 1
         for sched in self.schedulers:
             sched.step()
         self.losses.add(loss_d, loss_g)

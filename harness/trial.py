@@ -25,8 +25,9 @@ TOY_Z_DIM = 2
 
 
 def objective_for(exp: Experiment, name: str) -> Objective:
-    """The named objective with the experiment's overrides applied."""
-    return get_objective(name, **exp.objective_overrides.get(name, {}))
+    """The named objective or method (`gan+pack:4`) with the experiment's overrides of its
+    objective applied (they hold for every method built on it)."""
+    return get_objective(name, **exp.objective_overrides.get(name.split("+")[0], {}))
 
 
 def z_dim(exp: Experiment) -> int:

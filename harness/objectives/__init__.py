@@ -1,5 +1,5 @@
 """Objective families by name. Importing the modules registers them."""
-from . import gan, lsgan, sngan, wgan  # noqa: F401
+from . import fgan, gan, lsgan, sngan, wgan  # noqa: F401
 from .base import OBJECTIVES, Objective, Settings, get_objective
 
 __all__ = ["OBJECTIVES", "Objective", "Settings", "get_objective"]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from ..errors import UnknownName
+from ..remedies import parse_method
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,8 @@ class Objective:
 
     def __init__(self, **overrides):
         self.settings = self.defaults.replace(**overrides)
+        self.method = self.name      # the objective with its remedies, as named in the experiment
+        self.remedies = []           # harness.remedies, applied by train.GANStep
 
     def d_loss(self, d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -104,6 +107,10 @@ def register(cls: type[Objective]) -> type[Objective]:
 
 
 def get_objective(name: str, **overrides) -> Objective:
-    if name not in OBJECTIVES:
-        raise UnknownName(f"unknown objective {name!r}; valid: {sorted(OBJECTIVES)}")
-    return OBJECTIVES[name](**overrides)
+    """An objective by name, or a method: `OBJECTIVE[+REMEDY[:ARG]]...` (harness.remedies)."""
+    base, remedies = parse_method(name)
+    if base not in OBJECTIVES:
+        raise UnknownName(f"unknown objective {base!r}; valid: {sorted(OBJECTIVES)}")
+    objective = OBJECTIVES[base](**overrides)
+    objective.method, objective.remedies = name, remedies
+    return objective

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -91,7 +92,7 @@ def _sample_grids(client, df: pd.DataFrame, objectives, out: Path) -> list[tuple
                 path = Path(client.download_artifacts(row["run_id"], "samples.png", str(out)))
             except Exception:  # noqa: BLE001 - a trial without samples (diverged) has no grid
                 continue
-            target = out / f"{row['trial_id']}.png"
+            target = out / (re.sub(r"[^A-Za-z0-9._-]", "_", row["trial_id"]) + ".png")
             path.replace(target)
             picked.append((f"samples/{target.name}",
                            f"{obj}, {label}: {row['trial_id']} ({row['headline']} {row['score']:.3g}, {row['status']})"))

@@ -5,6 +5,7 @@ progress line reads.
 """
 from __future__ import annotations
 
+import re
 import sys
 import time
 from pathlib import Path
@@ -20,6 +21,11 @@ RETRYING = "retrying"
 
 def trial_id_of(rtrial) -> str:
     return rtrial.config["trial"]["trial_id"]
+
+
+def trial_dirname_of(rtrial) -> str:
+    """The trial id as a folder name: a method's '+' and ':' (gan+pack:4) become '_'."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", trial_id_of(rtrial))
 
 
 def error_text(rtrial) -> str:

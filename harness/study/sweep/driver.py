@@ -31,7 +31,7 @@ from ...record import OUTCOMES
 from ...trial import Trial, make_evaluator, real_data_score, trials_of
 from .. import results, store
 from .aggregate import aggregate_onto_parent
-from .callbacks import ProgressLine, Recorder, TrialStates, trial_id_of
+from .callbacks import ProgressLine, Recorder, TrialStates, trial_dirname_of, trial_id_of
 from .plan import gpu_memory_bytes, longest_first, parse_shard, shard_trials, trial_gpu_shares, trial_resources
 from .worker import run_one, trial_config
 
@@ -171,7 +171,7 @@ def fit(exp: Experiment, exp_dict: dict, todo: list[Trial], resources, runs, lab
     tuner = tune.Tuner(
         trainable,
         param_space={"trial": tune.grid_search([trial_config(t, exp.resources.cpus_per_trial) for t in todo])},
-        tune_config=tune.TuneConfig(trial_name_creator=trial_id_of, trial_dirname_creator=trial_id_of,
+        tune_config=tune.TuneConfig(trial_name_creator=trial_id_of, trial_dirname_creator=trial_dirname_of,
                                     reuse_actors=True),
         run_config=tune.RunConfig(
             name=f"{run_name}-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=storage, verbose=0,

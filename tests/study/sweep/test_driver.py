@@ -91,7 +91,7 @@ def test_more_cpus_per_trial_than_the_cluster_exits_2_before_the_store(project, 
 # ---- failure policy ------------------------------------------------------------------
 
 def test_raising_trial_is_retried_then_failed_and_absurd_lr_diverges(project, write_experiment, tiny_fmnist):
-    """gan with lr 1e6 diverges (a result); wgan-gp reaches its evaluation with a corrupt
+    """gan with lr 1e12 diverges at once (a result); wgan-gp reaches its evaluation with a corrupt
     Inception weights file (a half-copied download: it exists, so the up-front check passes,
     but torch cannot load it), raises, is retried once and recorded failed."""
     corrupt = project / "inception-truncated.pth"
@@ -99,7 +99,7 @@ def test_raising_trial_is_retried_then_failed_and_absurd_lr_diverges(project, wr
     settings = {**tiny_fmnist, "eval": {"evaluator": "inception", "n_samples": 50, "weights_path": str(corrupt)},
                 "space": {**tiny_fmnist["space"], "n": 1},
                 "budget": {"iterations": 6, "batch_size": 16},
-                "objective_overrides": {"gan": {"lr_d": 1.0e6, "lr_g": 1.0e6}}}
+                "objective_overrides": {"gan": {"lr_d": 1.0e12, "lr_g": 1.0e12}}}
     path = write_experiment("failures", **settings)
     r = run_harness("sweep", path)
     assert r.returncode == 0, r.stderr

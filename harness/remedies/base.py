@@ -1,0 +1,93 @@
+"""Mode-collapse remedies: composable with any objective, named in a method string.
+
+A method is `OBJECTIVE[+REMEDY[:ARG]]...`, e.g. `gan+pack:4` or
+`wgan-gp+instance-noise:0.1`; the whole string names the method in trial ids, MLflow and
+every report table, so "gan vs gan+pack:4" is a pair table like any other.
+
+A remedy changes the training step through a few hooks, each a no-op by default:
+`d_shape` (what D's input looks like), `wrap_discriminator` (a layer added to D),
+`d_input` (applied to every batch D sees, real and fake, in both updates) and `g_loss`
+(replaces the objective's G loss). `train.GANStep` calls them; nothing else knows remedies.
+"""
+from __future__ import annotations
+
+from torch import nn
+
+from ..errors import UnknownName
+
+
+class Remedy:
+    name: str = ""
+    summary: str = ""               # one line for `python -m harness list remedies`
+    arg_name: str | None = None     # what ARG means, or None: the remedy takes no argument
+    arg_type: type = int
+    default: float | int | None = None
+    source: str = ""
+    replaces_g_loss = False
+    needs_real_in_g_step = False
+
+    def __init__(self, arg=None):
+        self.arg = self.default if arg is None else arg
+
+    @property
+    def label(self) -> str:
+        return self.name if self.arg_name is None else f"{self.name}:{self.arg:g}"
+
+    def validate(self) -> None:
+        """Raise ValueError for an argument out of range."""
+
+    def check(self, batch_size: int) -> str | None:
+        """Why this remedy cannot run with the experiment, or None."""
+        return None
+
+    def d_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        return shape
+
+    def wrap_discriminator(self, D: nn.Module) -> nn.Module:
+        return D
+
+    def d_input(self, x, progress: float):
+        return x
+
+    def g_loss(self, step, real, fake):
+        raise NotImplementedError
+
+
+REMEDIES: dict[str, type[Remedy]] = {}
+
+
+def register(cls: type[Remedy]) -> type[Remedy]:
+    REMEDIES[cls.name] = cls
+    return cls
+
+
+def parse_remedy(text: str) -> Remedy:
+    """`NAME` or `NAME:ARG` -> a Remedy; a ValueError names what is wrong."""
+    name, _, arg = text.partition(":")
+    if name not in REMEDIES:
+        raise UnknownName(f"unknown remedy {name!r}; valid: {sorted(REMEDIES)}")
+    cls = REMEDIES[name]
+    if not arg:
+        return cls()
+    if cls.arg_name is None:
+        raise ValueError(f"remedy {name!r} takes no argument, got {text!r}")
+    try:
+        value = cls.arg_type(arg)
+    except ValueError:
+        raise ValueError(f"remedy {name!r}: {cls.arg_name} must be a {cls.arg_type.__name__}, got {arg!r}") from None
+    return cls(value)
+
+
+def parse_method(method: str) -> tuple[str, list[Remedy]]:
+    """'gan+pack:4+instance-noise' -> ('gan', [Pack(4), InstanceNoise(0.1)]); checks combinations."""
+    base, *parts = method.split("+")
+    remedies = [parse_remedy(p) for p in parts]
+    names = [r.name for r in remedies]
+    if len(set(names)) != len(names):
+        raise ValueError(f"{method!r}: a remedy is named twice")
+    g_losses = [r.name for r in remedies if r.replaces_g_loss]
+    if len(g_losses) > 1:
+        raise ValueError(f"{method!r}: {' and '.join(g_losses)} both replace G's loss; use one")
+    for r in remedies:
+        r.validate()
+    return base, remedies

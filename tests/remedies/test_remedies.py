@@ -1,0 +1,123 @@
+"""Mode-collapse remedies: each takes a real step on images and 2D, does what it claims, and a
+bad method string is an error that names it."""
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from harness.config import from_dict
+from harness.errors import ConfigError
+from harness.objectives import get_objective
+from harness.remedies import REMEDIES, parse_method
+from harness.space import Arch
+from harness.train import build_step
+
+ARCH = Arch(filters_g=32, filters_d=32)
+SHAPES = {"images": (1, 32, 32), "2d": (2,)}
+
+
+def step_for(method, shape):
+    torch.manual_seed(0)
+    return build_step(ARCH, get_objective(method), shape, 8, torch.device("cpu"))
+
+
+@pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
+@pytest.mark.parametrize("remedy", sorted(REMEDIES))
+@pytest.mark.parametrize("objective", ["gan", "wgan-gp"])
+def test_one_real_step_with_every_remedy(objective, remedy, shape):
+    step = step_for(f"{objective}+{remedy}", shape)
+    before = [[p.detach().clone() for p in net.parameters()] for net in (step.G, step.D)]
+    real = torch.rand(8, *shape) * 2 - 1
+    loss_d = step.discriminator(real, torch.randn(8, 8))
+    loss_g = step.generator(torch.randn(8, 8), real=real)
+    assert math.isfinite(loss_d.item()) and math.isfinite(loss_g.item())
+    for old, net in zip(before, (step.G, step.D)):
+        assert any(not torch.equal(a, b) for a, b in zip(old, net.parameters()))
+
+
+def test_pack_concatenates_samples_of_one_kind_along_channels():
+    step = step_for("gan+pack:4", (1, 32, 32))
+    first = next(m for m in step.D.modules() if isinstance(m, nn.Conv2d))
+    assert first.in_channels == 4
+    x = torch.arange(8.0).view(8, 1, 1, 1).expand(8, 1, 32, 32)
+    packed = step.d_input(x)
+    assert packed.shape == (2, 4, 32, 32)
+    assert packed[1, :, 0, 0].tolist() == [4.0, 5.0, 6.0, 7.0]      # samples 4..7 in one input
+    mlp = step_for("gan+pack:3", (2,))
+    assert next(m for m in mlp.D.modules() if isinstance(m, nn.Linear)).in_features == 6
+
+
+def test_instance_noise_anneals_to_zero():
+    step = step_for("gan+instance-noise:0.5", (2,))
+    x = torch.zeros(10_000, 2)
+    step.progress = 0.0
+    assert step.d_input(x).std().item() == pytest.approx(0.5, rel=0.05)
+    step.progress = 0.5
+    assert step.d_input(x).std().item() == pytest.approx(0.25, rel=0.05)
+    step.progress = 1.0
+    assert torch.equal(step.d_input(x), x)
+
+
+def test_unrolling_leaves_d_untouched_and_changes_gs_gradient():
+    real, z = torch.rand(8, 2) * 2 - 1, torch.randn(8, 8)
+    grads = {}
+    for method in ("gan", "gan+unrolled:5"):
+        step = step_for(method, (2,))
+        d_before = [p.detach().clone() for p in step.D.parameters()]
+        buffers_before = [b.detach().clone() for b in step.D.buffers()]
+        step.G.requires_grad_(True)
+        step.D.requires_grad_(False)
+        fake = step.G(z)
+        loss = step.g_loss_remedy.g_loss(step, real, fake) if step.g_loss_remedy else \
+            step.objective.g_loss(step.D(fake))
+        loss.backward()
+        assert all(torch.equal(a, b) for a, b in zip(d_before, step.D.parameters()))
+        if step.g_loss_remedy:   # the lookahead runs on copies: not even BN statistics move
+            assert all(torch.equal(a, b) for a, b in zip(buffers_before, step.D.buffers()))
+        grads[method] = torch.cat([p.grad.flatten() for p in step.G.parameters()])
+    assert not torch.allclose(grads["gan"], grads["gan+unrolled:5"])
+
+
+def test_feature_matching_is_zero_when_g_matches_the_real_batch():
+    step = step_for("gan+feature-matching", (2,))
+    real = torch.rand(16, 2) * 2 - 1
+    assert step.g_loss_remedy.g_loss(step, real, real.clone()).item() == pytest.approx(0.0, abs=1e-10)
+    assert step.g_loss_remedy.g_loss(step, real, real + 1).item() > 0
+
+
+def test_minibatch_stddev_keeps_d_at_init_and_sees_the_spread():
+    torch.manual_seed(0)
+    plain = build_step(ARCH, get_objective("gan"), (2,), 8, torch.device("cpu")).D
+    torch.manual_seed(0)
+    wrapped = build_step(ARCH, get_objective("gan+minibatch-stddev"), (2,), 8, torch.device("cpu")).D
+    x = torch.randn(16, 2)
+    assert torch.allclose(plain.eval()(x), wrapped.eval()(x), atol=1e-6)   # extra input weight starts at 0
+    layer = next(m for m in wrapped.modules() if type(m).__name__ == "MinibatchStdDevLayer")
+    assert layer(torch.ones(4, 3))[:, -1].tolist() == [0.0] * 4
+
+
+@pytest.mark.parametrize("method,message", [
+    ("gan+nope", "unknown remedy 'nope'"),
+    ("gan+pack:x", "must be a int"),
+    ("gan+pack:1", "M must be >= 2"),
+    ("gan+feature-matching:3", "takes no argument"),
+    ("gan+pack:2+pack:4", "named twice"),
+    ("gan+unrolled:5+feature-matching", "both replace G's loss"),
+    ("gann+pack:2", "unknown objective 'gann'"),
+    ("gan+pack:3", "multiple of 3"),                       # the batch of 64 does not split
+])
+def test_bad_methods_name_what_is_wrong(method, message):
+    with pytest.raises(ConfigError, match=message) as err:
+        from_dict({"dataset": "ring8", "objectives": ["gan", method]})
+    assert err.value.field == "objectives[1]"
+
+
+def test_a_method_is_its_full_name_everywhere():
+    e = from_dict({"dataset": "ring8", "objectives": ["gan", "gan+pack:4"], "space": {"n": 1},
+                   "objective_overrides": {"gan": {"lr_d": 1e-3}}})
+    from harness.trial import trials_of
+    plain, packed = trials_of(e)
+    assert packed.id.endswith("-gan+pack:4-s0") and packed.params()["objective"] == "gan+pack:4"
+    assert packed.make_objective().settings.lr_d == 1e-3          # the objective's overrides hold
+    assert parse_method("gan+pack:4")[0] == "gan"
