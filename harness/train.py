@@ -118,6 +118,7 @@ class GANStep:
                 fake = self.G(z)
             real, fake = self.d_input(real), self.d_input(fake)
             d_real, d_fake = self.D(real), self.D(fake)
+        self.last_d_outputs = (d_real.detach(), d_fake.detach())   # for diagnostics at log points
         loss = self.objective.d_loss(d_real.float(), d_fake.float())
         penalty = self.objective.penalty(self.D, real, fake)
         self.opt_d.zero_grad(set_to_none=True)
@@ -231,13 +232,15 @@ class Session:
 
     def iteration(self, log_grads: bool = False) -> dict:
         """One generator iteration: n_critic D steps, one G step, the schedulers, the loss sums.
-        With log_grads, returns both gradient norms (two host syncs when read)."""
+        With log_grads, returns both gradient norms and the objective's diagnostics of the last
+        D step (host syncs when read, at log points only)."""
         grads = {}
         self.step.progress = self.done / self.iterations
         for _ in range(self.n_critic):
             loss_d = self.step.discriminator(self.data.batch(self.batch), self.noise(self.batch))
         if log_grads:
             grads["grad_norm_d"] = grad_norm(self.step.D)
+            grads.update(self.objective.diagnostics(*(o.float() for o in self.step.last_d_outputs)))
         before = (lambda: grads.__setitem__("grad_norm_g", grad_norm(self.step.G))) if log_grads else None
         real = self.data.batch(self.batch) if self.step.needs_real_in_g_step else None
         loss_g = self.step.generator(self.noise(self.batch), before_update=before, real=real)

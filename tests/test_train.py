@@ -119,3 +119,17 @@ def test_random_streams_are_separate_and_evaluating_more_often_changes_nothing()
     once = run_trial(toy_trial("wgan-gp", 20, every=0))
     often = run_trial(toy_trial("wgan-gp", 20, every=5))
     assert len(often.history) == 4 and json.dumps(once.metrics) == json.dumps(often.metrics)
+
+
+@pytest.mark.parametrize("objective,keys", [("gan", {"d_prob_real", "d_prob_fake"}), ("wgan-gp", {"w1_estimate"}),
+                                            ("fgan-js", {"divergence_estimate"}), ("lsgan", {"d_mean_real"})])
+def test_equilibrium_diagnostics_are_logged(objective, keys):
+    seen = []
+    run_trial(toy_trial(objective, 30), on_metrics=lambda step, m: seen.append(m))
+    logged = [m for m in seen if "loss_d" in m]
+    assert logged and all(keys <= set(m) and all(math.isfinite(m[k]) for k in keys) for m in logged)
+    if objective == "gan":   # probabilities, and D tells real from fake at least a little by now
+        last = logged[-1]
+        assert 0 < last["d_prob_fake"] < last["d_prob_real"] < 1
+    evaluated = [m for m in seen if "w1_exact_2k" in m]
+    assert evaluated and evaluated[-1]["w1_exact_2k"] > 0

@@ -75,6 +75,11 @@ class Objective:
     def g_loss(self, d_fake: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def diagnostics(self, d_real: torch.Tensor, d_fake: torch.Tensor) -> dict[str, torch.Tensor]:
+        """What D's outputs say about the game (logged at the loop's log points): D's mean
+        output on real and generated batches by default; each family says more."""
+        return {"d_mean_real": d_real.mean(), "d_mean_fake": d_fake.mean()}
+
     def penalty(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor | None:
         """An extra D loss term that needs D itself (the gradient penalty), or None."""
         return None

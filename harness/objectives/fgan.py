@@ -52,6 +52,10 @@ class FGAN(Objective):
     def g_loss(self, d_fake):
         return -self.activation(d_fake).mean()
 
+    def diagnostics(self, d_real, d_fake):
+        """The variational lower bound on D_f(P || Q) that D's current critic achieves."""
+        return {"divergence_estimate": -self.d_loss(d_real, d_fake)}
+
 
 @register
 class KL(FGAN):

@@ -1,6 +1,7 @@
 """The original GAN (Goodfellow et al. 2014) in its two generator forms."""
 from __future__ import annotations
 
+import torch
 from torch.nn import functional as F
 
 from .base import Objective, Settings, register
@@ -23,6 +24,11 @@ class NonSaturatingGAN(Objective):
 
     def g_loss(self, d_fake):
         return F.softplus(-d_fake).mean()
+
+    def diagnostics(self, d_real, d_fake):
+        """D's mean probability on real and generated samples: 1/2 each at the equilibrium
+        (Goodfellow et al. 2014), where D's loss is 2 log 2 and the non-saturating G's log 2."""
+        return {"d_prob_real": torch.sigmoid(d_real).mean(), "d_prob_fake": torch.sigmoid(d_fake).mean()}
 
 
 @register

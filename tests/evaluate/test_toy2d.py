@@ -99,3 +99,15 @@ def test_reverse_kl_counts_high_quality_samples_only_and_strict_coverage_needs_a
 def test_too_few_samples_to_tell_modes_apart_is_refused():
     with pytest.raises(ValueError, match="n_samples must be >= 250"):
         make_evaluator("toy2d", "grid25", 100)
+
+
+def test_exact_w1_by_optimal_assignment():
+    from harness.evaluate.toy2d import exact_w1
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(500, 2, generator=g)
+    assert exact_w1(x, x[torch.randperm(500, generator=g)]) == pytest.approx(0.0, abs=1e-12)
+    assert exact_w1(x, x + torch.tensor([0.3, 0.4])) == pytest.approx(0.5, rel=1e-6)   # a translation by 0.5
+    ev = make_evaluator("toy2d", "ring8", 2000)
+    exact = ev.evaluate(lambda n: sample_mixture("ring8", n, g))
+    collapsed = ev.evaluate(lambda n: mixture_modes("ring8")[0][0].repeat(n, 1))
+    assert exact["w1_exact_2k"] < 0.1 < collapsed["w1_exact_2k"]

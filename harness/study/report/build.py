@@ -17,7 +17,13 @@ from ...errors import UsageError
 from ...record import FAILED
 from .. import results, store
 from .document import Document, md_table
-from .plots import plot_distributions, plot_factor_effects, plot_success_rates
+from .plots import plot_curves, plot_distributions, plot_factor_effects, plot_success_rates
+
+# Curves of the game itself (objectives' diagnostics, the true W1 on 2D mixtures, the losses),
+# read back from each trial's MLflow history for up to CURVE_TRIALS trials per objective.
+CURVE_METRICS = ("d_prob_real", "d_prob_fake", "w1_estimate", "divergence_estimate", "w1_exact_2k",
+                 "loss_d", "loss_g", "grad_norm_g")
+CURVE_TRIALS = 10
 
 
 RULE_TEXT = {"paper": "headline metric > threshold (the paper's rule; diverged and failed trials never succeed, "
@@ -99,6 +105,29 @@ def _sample_grids(client, df: pd.DataFrame, objectives, out: Path) -> list[tuple
     return picked
 
 
+def _curves(client, df: pd.DataFrame, objectives) -> pd.DataFrame:
+    rows = []
+    metrics = [m for m in CURVE_METRICS if m in df]
+    for obj in objectives:
+        for run_id in df.loc[df["objective"] == obj, "run_id"].head(CURVE_TRIALS):
+            for metric in metrics:
+                rows += [{"objective": obj, "metric": metric, "step": h.step, "value": h.value}
+                         for h in client.get_metric_history(run_id, metric)]
+    return pd.DataFrame(rows, columns=["objective", "metric", "step", "value"])
+
+
+def _equilibrium_section(doc: Document, client, df: pd.DataFrame, objectives, out: Path) -> None:
+    path = plot_curves(_curves(client, df, objectives), out / "plots" / "equilibrium.png")
+    if path is None:
+        return
+    doc.h(2, "Equilibrium")
+    doc.p("Mean over up to 10 trials per objective: D's probability on real and generated samples "
+          "(1/2 at the GAN equilibrium, dashed), the critic's W1 estimate (Wasserstein objectives), the "
+          "f-divergence bound (f-GAN), the true W1 between data and generator by optimal transport "
+          "(2D mixtures), the losses and G's gradient norm.")
+    doc.img(str(path.relative_to(out)), "the game over training")
+
+
 def _header(doc: Document, name: str, df: pd.DataFrame, exp: dict, parent_runs, metric: str, rule: str) -> None:
     doc.h(1, f"Robustness study: {name}")
     doc.p(f"{exp.get('description') or ''}".strip() or f"Experiment {exp.get('name')}.")
@@ -176,6 +205,7 @@ def _results_sections(doc: Document, client, df: pd.DataFrame, exp: dict, metric
         doc.h(2, "Final metric distributions")
         doc.img(str(dist.relative_to(out)), "final metrics per objective (every trial with a value)")
     _factor_section(doc, df, t_ref, objectives, out, rule)
+    _equilibrium_section(doc, client, df, objectives, out)
     grids = _sample_grids(client, df, objectives, out / "samples")
     if grids:
         doc.h(2, "Samples")

@@ -74,3 +74,32 @@ def plot_factor_effects(effects: pd.DataFrame, objectives, threshold: float, pat
     axes.flat[0].legend(fontsize=7)
     fig.suptitle(f"success rate by factor value (threshold {threshold:g})", fontsize=10)
     return _save(fig, path)
+
+
+# reference lines a reader compares the curves with: the GAN equilibrium D(x) = 1/2
+REFERENCES = {"d_prob_real": 0.5, "d_prob_fake": 0.5}
+
+
+def plot_curves(curves: pd.DataFrame, path: Path) -> Path | None:
+    """One panel per metric: each objective's mean over its trials against the step.
+    curves: columns objective, metric, step, value."""
+    if curves.empty:
+        return None
+    metrics = list(dict.fromkeys(curves["metric"]))
+    ncol = min(3, len(metrics))
+    nrow = (len(metrics) + ncol - 1) // ncol
+    fig, axes = _plt().subplots(nrow, ncol, figsize=(4.2 * ncol, 3.0 * nrow), dpi=110, squeeze=False)
+    for ax, metric in zip(axes.flat, metrics):
+        sub = curves[curves["metric"] == metric]
+        for obj, s in sub.groupby("objective", sort=False):
+            mean = s.groupby("step")["value"].mean()
+            ax.plot(mean.index, mean.to_numpy(), label=obj)
+        if metric in REFERENCES:
+            ax.axhline(REFERENCES[metric], color="gray", linestyle="--", linewidth=0.8)
+        ax.set_title(metric, fontsize=9)
+        ax.set_xlabel("generator iteration", fontsize=8)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(metrics):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    return _save(fig, path)

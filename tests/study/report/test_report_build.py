@@ -45,7 +45,8 @@ def test_report_merges_shards_from_mlflow_alone(project, two_shard_store):
     md = path.read_text()
     assert "only wgan-gp" in md and "4 / 147" in md          # ours / published at threshold 5
     assert (out / "report.html").read_text().count("<table") >= 3
-    for png in ("success_rate.png", "distributions.png", "factor_effects.png"):
+    assert "## Equilibrium" in md
+    for png in ("success_rate.png", "distributions.png", "factor_effects.png", "equilibrium.png"):
         assert (out / "plots" / png).is_file()
 
 
