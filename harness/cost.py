@@ -3,8 +3,8 @@
 `count_flops(fn)` counts what `fn` runs. `iteration_flops(trial)` estimates one generator
 iteration (n_critic D steps + one G step) from forward passes of G and D at batch 1 on
 PyTorch's meta device (no memory, no compute), with the usual rule that a backward pass
-costs about twice its forward pass (remedies are not priced beyond packing's wider D input;
-`unrolled:K` adds about K D steps per G step):
+costs about twice its forward pass (remedies add their own terms: packing's B / M inputs,
+the unrolled lookahead's D passes, feature matching's real batch through D):
 
   D step   = G fwd + 2 D fwd (real, fake) + their backward (4 D fwd)          = G + 6 D
   penalty  = D fwd on interpolates + input gradient with a graph + its backward ~ 9 D
@@ -68,7 +68,10 @@ def forward_flops(trial: Trial) -> tuple[int, int]:
 def iteration_flops(trial: Trial) -> int:
     """Estimated FLOPs of one generator iteration of `trial` (see the module docstring)."""
     g, d = forward_flops(trial)
-    s = trial.make_objective().settings
+    objective = trial.make_objective()
+    s = objective.settings
+    for remedy in objective.remedies:   # packing: D sees B / M (wider) inputs
+        d *= remedy.d_batch_share
     d_step = g + 2 * d * (1 + BACKWARD_PER_FORWARD) + (PENALTY_D_FORWARDS * d if s.gp_weight else 0)
-    g_step = (g + d) * (1 + BACKWARD_PER_FORWARD)
+    g_step = (g + d) * (1 + BACKWARD_PER_FORWARD) + d * sum(r.extra_g_step_d_forwards for r in objective.remedies)
     return trial.experiment.budget.batch_size * (s.n_critic * d_step + g_step)

@@ -25,6 +25,10 @@ class Remedy:
     source: str = ""
     replaces_g_loss = False
     needs_real_in_g_step = False
+    # for harness.cost: the share of the batch D sees as separate inputs, and extra D
+    # forward passes (in forward-pass equivalents) a G step costs
+    d_batch_share = 1.0
+    extra_g_step_d_forwards = 0
 
     def __init__(self, arg=None):
         self.arg = self.default if arg is None else arg

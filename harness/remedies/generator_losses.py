@@ -56,6 +56,7 @@ class FeatureMatching(Remedy):
     loss = ||E f(x) - E f(G(z))||^2 (Salimans et al. 2016, sec. 3.1); D trains as before."""
 
     name = "feature-matching"
+    extra_g_step_d_forwards = 3     # D's features of the real batch, and their backward
     summary = "G matches the mean of D's last hidden features on real and fake"
     source = "Salimans et al. 2016, Improved techniques for training GANs, sec. 3.1"
     replaces_g_loss = True
@@ -81,6 +82,13 @@ class Unrolled(Remedy):
     source = "Metz et al. 2017, Unrolled generative adversarial networks"
     replaces_g_loss = True
     needs_real_in_g_step = True
+
+    @property
+    def extra_g_step_d_forwards(self):
+        """Each lookahead step: D on real and fake (2) and a backward with a graph (4); the G
+        step's backward runs through all of it again, double backward included (x 3:
+        calibrated against an exact count in tests/test_cost.py)."""
+        return 18 * self.arg
 
     def validate(self):
         if not 1 <= self.arg <= 100:

@@ -17,6 +17,10 @@ class Pack(Remedy):
     arg_name, arg_type, default = "M, samples per packed input", int, 2
     source = "Lin et al. 2018, PacGAN"
 
+    @property
+    def d_batch_share(self):
+        return 1.0 / self.arg
+
     def validate(self):
         if self.arg < 2:
             raise ValueError(f"pack: M must be >= 2, got {self.arg}")
