@@ -110,24 +110,27 @@ def success_rates(df: pd.DataFrame, thresholds, objectives, rule: str = "paper",
                   n_resamples: int = 2000) -> pd.DataFrame:
     """Success rate per objective and threshold with a 95 % bootstrap CI (scipy, percentile)
     that resamples architectures with their seeds kept together: the rate is the mean over
-    architectures of each one's success share across its seeds (a cluster bootstrap)."""
+    architectures of each one's success share across its seeds (a cluster bootstrap). With a
+    single architecture there is nothing to resample between, so its seeds are resampled
+    instead (column `resampled` says which)."""
     from scipy.stats import bootstrap
     rows = []
     for obj in objectives:
         sub = df[df["objective"] == obj] if len(df) else df
         for t in thresholds:
-            per_arch = (sub.assign(ok=success(sub, t, rule).astype(float)).groupby("arch_id")["ok"].mean()
-                        .to_numpy() if len(sub) else np.array([]))
+            ok = success(sub, t, rule).astype(float) if len(sub) else pd.Series(dtype=float)
+            per_arch = ok.groupby(sub["arch_id"]).mean().to_numpy() if len(sub) else np.array([])
+            units, resampled = (per_arch, "architectures") if len(per_arch) > 1 else (ok.to_numpy(), "seeds")
             rate = float(per_arch.mean()) if len(per_arch) else np.nan
             lo = hi = rate
-            if len(per_arch) > 1 and per_arch.min() < per_arch.max():
+            if len(units) > 1 and units.min() < units.max():
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    ci = bootstrap((per_arch,), np.mean, n_resamples=n_resamples, method="percentile",
+                    ci = bootstrap((units,), np.mean, n_resamples=n_resamples, method="percentile",
                                    confidence_level=0.95, rng=np.random.default_rng(0)).confidence_interval
                 lo, hi = float(ci.low), float(ci.high)
             rows.append({"objective": obj, "threshold": float(t), "rate": rate, "ci_low": lo, "ci_high": hi,
-                         "n": len(sub), "architectures": len(per_arch)})
+                         "n": len(sub), "architectures": len(per_arch), "resampled": resampled})
     return pd.DataFrame(rows)
 
 

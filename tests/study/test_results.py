@@ -123,3 +123,9 @@ def test_norm_d_is_inert_for_an_objective_whose_d_has_no_norm():
     assert results.inert_factors(df) == {"sngan": ["norm_d"]}
     eff = results.factor_effects(df, 1.5, ["gan", "sngan"])
     assert set(eff.loc[eff["factor"] == "norm_d", "objective"]) == {"gan"}
+
+
+def test_one_architecture_resamples_its_seeds():
+    rows = [("gan", "a0", s, 2.0 if s < 2 else 0.0) for s in range(4)]
+    r = results.success_rates(seeded(rows), [1.0], ["gan"], n_resamples=500).iloc[0]
+    assert r["resampled"] == "seeds" and r["rate"] == 0.5 and r["ci_low"] < 0.5 < r["ci_high"]

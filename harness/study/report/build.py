@@ -49,7 +49,7 @@ def summary_sentences(df: pd.DataFrame, exp: dict, thresholds, t_ref: float, rul
     out = [f"At threshold {t_ref:g} (where about half of all trials succeed), over {n_arch} architectures x "
            f"{len(seeds)} seed(s) {seeds}, {exp['budget']['iterations']} generator iterations each: "
            + "; ".join(f"{o} {rates.loc[o, 'rate']:.2f} [{rates.loc[o, 'ci_low']:.2f}, {rates.loc[o, 'ci_high']:.2f}]"
-                       for o in objectives) + " (success rate, 95% CI resampling architectures)."]
+                       for o in objectives) + f" (success rate, 95% CI resampling {rates['resampled'].iloc[0]})."]
     pairs = results.all_pair_tables(df, [t_ref], objectives, rule)
     significant = pairs[pairs["p_mcnemar"] < 0.05]
     if len(significant):
@@ -117,7 +117,7 @@ def _curves(client, df: pd.DataFrame, objectives) -> pd.DataFrame:
 
 
 def _equilibrium_section(doc: Document, client, df: pd.DataFrame, objectives, out: Path) -> None:
-    path = plot_curves(_curves(client, df, objectives), out / "plots" / "equilibrium.png")
+    path = plot_curves(_curves(client, df, objectives), objectives, out / "plots" / "equilibrium.png")
     if path is None:
         return
     doc.h(2, "Equilibrium")
@@ -191,7 +191,7 @@ def _results_sections(doc: Document, client, df: pd.DataFrame, exp: dict, metric
     doc.table(counts.apply(lambda col: col.astype(str) + f" / {outcomes['total'][col.name]}"), index=True)
     rates = results.success_rates(df, thresholds, objectives, rule)
     doc.img(str(plot_success_rates(rates, out / "plots" / "success_rate.png", metric).relative_to(out)),
-            "success rate against threshold, 95% bootstrap confidence band (architectures resampled)")
+            f"success rate against threshold, 95% bootstrap confidence band ({rates['resampled'].iloc[0]} resampled)")
     for a, b in itertools.combinations(objectives, 2):
         doc.h(2, f"{a} vs {b}")
         doc.table(results.pair_table(df, a, b, thresholds, rule))

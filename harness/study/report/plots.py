@@ -80,11 +80,12 @@ def plot_factor_effects(effects: pd.DataFrame, objectives, threshold: float, pat
 REFERENCES = {"d_prob_real": 0.5, "d_prob_fake": 0.5}
 
 
-def plot_curves(curves: pd.DataFrame, path: Path) -> Path | None:
-    """One panel per metric: each objective's mean over its trials against the step.
-    curves: columns objective, metric, step, value."""
+def plot_curves(curves: pd.DataFrame, objectives, path: Path) -> Path | None:
+    """One panel per metric: each objective's mean over its trials against the step, one
+    colour per objective in every panel. curves: columns objective, metric, step, value."""
     if curves.empty:
         return None
+    colour = {obj: f"C{i % 10}" for i, obj in enumerate(objectives)}
     metrics = list(dict.fromkeys(curves["metric"]))
     ncol = min(3, len(metrics))
     nrow = (len(metrics) + ncol - 1) // ncol
@@ -93,7 +94,7 @@ def plot_curves(curves: pd.DataFrame, path: Path) -> Path | None:
         sub = curves[curves["metric"] == metric]
         for obj, s in sub.groupby("objective", sort=False):
             mean = s.groupby("step")["value"].mean()
-            ax.plot(mean.index, mean.to_numpy(), label=obj)
+            ax.plot(mean.index, mean.to_numpy(), label=obj, color=colour[obj], linewidth=1)
         if metric in REFERENCES:
             ax.axhline(REFERENCES[metric], color="gray", linestyle="--", linewidth=0.8)
         ax.set_title(metric, fontsize=9)
@@ -101,5 +102,10 @@ def plot_curves(curves: pd.DataFrame, path: Path) -> Path | None:
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(metrics):]:
         ax.axis("off")
-    axes.flat[0].legend(fontsize=7)
-    return _save(fig, path)
+    from matplotlib.lines import Line2D
+    handles = [Line2D([], [], color=colour[o], label=o) for o in objectives]
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(objectives), 8), fontsize=8)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    fig.savefig(path)
+    _plt().close(fig)
+    return path
