@@ -44,6 +44,7 @@ class TrialRecord:
     train_time_s: float = 0.0
     eval_time_s: float = 0.0
     its_per_s: float = 0.0               # generator iterations per second of training time
+    resumed_from: int | None = None      # the checkpoint's iteration, when the trial continued from one
     params: dict = field(default_factory=dict)     # every setting that produced it (Trial.params())
     tracking: dict = field(default_factory=dict)   # where the store keeps it (run id, shard, attempt, ...)
     samples: Any = field(default=None, repr=False, compare=False)   # final samples: an artifact, not data
@@ -79,7 +80,8 @@ class TrialRecord:
         """
         row = {"trial_id": self.trial_id, "arch_id": self.arch_id, "objective": self.objective,
                "seed": self.seed, "status": self.status, "headline": self.headline, "score": self.score,
-               "error": self.error, "iterations": self.iterations, **self.summary(), **self.tracking}
+               "error": self.error, "iterations": self.iterations, "resumed_from": self.resumed_from,
+               **self.summary(), **self.tracking}
         for source in (self.params, self.metrics):
             for key, value in source.items():
                 if key in row and row[key] != value and key not in ("trial_id", "arch_id", "objective", "seed"):

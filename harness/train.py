@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import sys
 import time
 import traceback
 from typing import Callable
@@ -23,8 +22,10 @@ from typing import Callable
 import torch
 from torch import nn
 
+from . import checkpoint
 from .data import get_dataset_spec, load_images, sample_mixture, to_uint8, to_unit_range
 from .nets import build_discriminator, build_generator
+from .progress import Progress
 from .record import COLLAPSED, DIVERGED, FAILED, OK, TrialRecord
 from .trial import Trial, data_shape, make_evaluator, z_dim
 
@@ -278,40 +279,35 @@ class Evaluation:
         return metrics, dt
 
 
-class Progress:
-    """One console line every few seconds: iterations, speed, losses, time left."""
-
-    def __init__(self, trial_id, total, enabled, every_s=5.0):
-        self.trial_id, self.total, self.enabled, self.every_s = trial_id, total, enabled, every_s
-        self.start = self.last = time.perf_counter()
-
-    def update(self, it, losses, force=False):
-        now = time.perf_counter()
-        if not self.enabled or (not force and now - self.last < self.every_s):
-            return
-        self.last = now
-        rate = it / max(now - self.start, 1e-9)
-        eta = (self.total - it) / rate if rate > 0 else float("inf")
-        loss_txt = " ".join(f"{k} {v:+.4f}" for k, v in losses.items())
-        print(f"[{self.trial_id}] it {it}/{self.total} ({100 * it / self.total:.0f}%) "
-              f"{rate:.1f} it/s {loss_txt} eta {eta:.0f}s", file=sys.stderr, flush=True)
-
-
 def start_record(trial: Trial) -> TrialRecord:
     return TrialRecord(trial.id, trial.arch.id, trial.objective, trial.seed, params=trial.params())
 
 
 def run_trial(trial: Trial, on_metrics: Callable[[int, dict], None] | None = None,
-              progress: bool = False, raise_errors: bool = False, n_grid: int = 64) -> TrialRecord:
-    """Train and evaluate one trial. With raise_errors, exceptions propagate (Ray retries)."""
+              progress: bool = False, raise_errors: bool = False, n_grid: int = 64,
+              resume: dict | None = None, on_checkpoint: Callable[[int, dict], None] | None = None) -> TrialRecord:
+    """Train and evaluate one trial. With raise_errors, exceptions propagate (Ray retries).
+
+    resume: a state from `checkpoint.capture` (this trial's): training continues after its
+    iteration, and the metric points reported before it are reported again first.
+    on_checkpoint(iteration, state) receives the state on the schedule of `train.checkpoint_every`."""
     start = time.perf_counter()
     record = start_record(trial)
     try:
         session = Session(trial)
         evaluation = Evaluation(session)
         record.headline = trial.experiment.success_metric or evaluation.evaluator.headline
-        _loop(session, evaluation, record, on_metrics or (lambda step, metrics: None),
-              Progress(trial.id, trial.experiment.budget.iterations, progress))
+        reporter = Reporter(on_metrics or (lambda step, metrics: None))
+        if resume is not None:
+            for step, metrics in checkpoint.restore(session, resume, record, evaluation):
+                reporter(step, metrics)
+        schedule = checkpoint.Schedule(trial.experiment.train.checkpoint_every,
+                                       trial.experiment.train.checkpoint_every_s,
+                                       trial.experiment.budget.iterations, on_checkpoint is not None)
+        save = (lambda it: on_checkpoint(it, checkpoint.capture(session, record, reporter.points,
+                                                                evaluation.seconds))) if on_checkpoint else None
+        _loop(session, evaluation, record, reporter, Progress(trial.id, trial.experiment.budget.iterations, progress),
+              schedule, save)
         _finish(session, evaluation, record, n_grid)
     except Exception as err:  # noqa: BLE001 - a failed trial is a result, not a crash
         if raise_errors:
@@ -322,15 +318,29 @@ def run_trial(trial: Trial, on_metrics: Callable[[int, dict], None] | None = Non
     return record
 
 
-def _loop(s: Session, evaluation: Evaluation, record: TrialRecord, on_metrics, bar: Progress) -> None:
-    """The training loop: iterations, loss read-backs, log points, evaluations, divergence."""
+class Reporter:
+    """Passes metric points on, keeping them: a checkpoint replays them on resume."""
+
+    def __init__(self, on_metrics: Callable[[int, dict], None]):
+        self.on_metrics, self.points = on_metrics, []
+
+    def __call__(self, step: int, metrics: dict) -> None:
+        self.points.append((step, metrics))
+        self.on_metrics(step, metrics)
+
+
+def _loop(s: Session, evaluation: Evaluation, record: TrialRecord, on_metrics, bar: Progress,
+          schedule: checkpoint.Schedule, save) -> None:
+    """The training loop: iterations, loss read-backs, log points, evaluations, divergence,
+    checkpoints. Starts after `s.done` iterations (0, or a resumed state's)."""
     e = s.trial.experiment
     iterations, every = e.budget.iterations, s.losses.every
     log_every = max(every, math.ceil(iterations / LOG_POINTS / every) * every)
     eval_steps = set(range(e.eval.every, iterations, e.eval.every)) if e.eval.every else set()
     eval_steps.add(iterations)
-    train_start = time.perf_counter()
-    for it in range(1, iterations + 1):
+    first, trained_before = s.done + 1, record.train_time_s
+    train_start = time.perf_counter() - trained_before
+    for it in range(first, iterations + 1):
         log_now = it % log_every == 0 or it == iterations
         grads = s.iteration(log_grads=log_now)
         record.iterations = it
@@ -352,6 +362,9 @@ def _loop(s: Session, evaluation: Evaluation, record: TrialRecord, on_metrics, b
             record.metrics = dict(metrics)
             record.history.append({"step": it, **metrics})
             on_metrics(it, {**metrics, "eval_s": seconds})
+        if schedule.due(it):
+            record.train_time_s = time.perf_counter() - train_start - evaluation.seconds
+            save(it)
     record.eval_time_s = evaluation.seconds
     record.train_time_s = time.perf_counter() - train_start - evaluation.seconds
     record.its_per_s = record.iterations / record.train_time_s if record.train_time_s > 0 else 0.0

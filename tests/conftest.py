@@ -103,7 +103,8 @@ def fmnist_test():
 
 GATE_SITECUSTOMIZE = '''"""Test-only (tests/conftest.py `hold_trials`): in every Python process started with this
 folder on PYTHONPATH, harness.train.run_trial waits before training a trial named in
-HARNESS_TEST_HOLD until the file HARNESS_TEST_GATE exists. Ray's workers inherit it."""
+HARNESS_TEST_HOLD until the file HARNESS_TEST_GATE exists; with HARNESS_TEST_HOLD_AT=checkpoint
+it waits instead right after the trial's first checkpoint was saved. Ray's workers inherit it."""
 import importlib.abc
 import importlib.util
 import os
@@ -112,6 +113,12 @@ import time
 
 HOLD = set(filter(None, os.environ.get("HARNESS_TEST_HOLD", "").split(",")))
 GATE = os.environ.get("HARNESS_TEST_GATE", "")
+AT_CHECKPOINT = os.environ.get("HARNESS_TEST_HOLD_AT") == "checkpoint"
+
+
+def _wait():
+    while not os.path.exists(GATE):
+        time.sleep(0.2)
 
 
 class _HoldTrials(importlib.abc.MetaPathFinder):
@@ -127,8 +134,15 @@ class _HoldTrials(importlib.abc.MetaPathFinder):
             real = module.run_trial
 
             def held(trial, *args, **kwargs):
-                while trial.id in HOLD and not os.path.exists(GATE):
-                    time.sleep(0.2)
+                if trial.id in HOLD and AT_CHECKPOINT and kwargs.get("on_checkpoint"):
+                    save = kwargs["on_checkpoint"]
+
+                    def save_then_wait(iteration, state):
+                        save(iteration, state)
+                        _wait()
+                    kwargs["on_checkpoint"] = save_then_wait
+                elif trial.id in HOLD:
+                    _wait()
                 return real(trial, *args, **kwargs)
             module.run_trial = held
         spec.loader.exec_module = exec_module
@@ -150,9 +164,10 @@ def hold_trials(project, monkeypatch):
     (folder / "sitecustomize.py").write_text(GATE_SITECUSTOMIZE)
     gate = project / "gate-open"
 
-    def hold(ids) -> Path:
+    def hold(ids, at: str = "start") -> Path:
         monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(folder), os.environ["PYTHONPATH"]]))
         monkeypatch.setenv("HARNESS_TEST_HOLD", ",".join(ids))
+        monkeypatch.setenv("HARNESS_TEST_HOLD_AT", at)
         monkeypatch.setenv("HARNESS_TEST_GATE", str(gate))
         return gate
     return hold

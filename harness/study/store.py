@@ -160,6 +160,22 @@ def answered_trials(client, exp_id: str, parent_id: str) -> dict[str, str]:
     return kept
 
 
+def latest_checkpoints(client, exp_id: str, parent_id: str, kept: dict[str, str]) -> dict[str, dict]:
+    """trial id -> {"path", "iteration"} of the newest checkpoint an unanswered child run of
+    the parent recorded (tags `checkpoint`, `checkpoint_iteration`): where --resume continues
+    those trials from. Read before `discard_unanswered` trashes the runs. Read-only."""
+    found: dict[str, dict] = {}
+    for run in children(client, exp_id, parent_id):
+        t = run.data.tags
+        tid = t.get("trial_id")
+        if tid in kept or not t.get("checkpoint"):
+            continue
+        it = int(t.get("checkpoint_iteration") or 0)
+        if it > found.get(tid, {}).get("iteration", -1):
+            found[tid] = {"path": t["checkpoint"], "iteration": it}
+    return found
+
+
 def discard_unanswered(client, exp_id: str, parent_id: str, kept: dict[str, str]) -> None:
     """End (KILLED) and trash every child run of the parent that is not kept, before a resume."""
     keep = set(kept.values())
@@ -199,6 +215,15 @@ class ChildRuns:
         self.open[trial_id] = run.info.run_id
         return run.info.run_id
 
+    def tag(self, trial_id: str, tags: dict) -> None:
+        if trial_id in self.open:
+            set_tags(self.client, self.open[trial_id], tags)
+
+    def untag(self, trial_id: str, keys) -> None:
+        if trial_id in self.open:
+            for key in keys:
+                self.client.delete_tag(self.open[trial_id], key)
+
     def log(self, trial_id: str, points) -> None:
         if trial_id in self.open:
             log_points(self.client, self.open[trial_id], points)
@@ -208,6 +233,8 @@ class ChildRuns:
         rid = self.open.pop(record.trial_id)
         log_points(self.client, rid, [(record.iterations, {**record.summary(), **record.metrics})])
         tags = {"status": record.status, "headline": record.headline or "", "iterations": record.iterations}
+        if record.resumed_from is not None:
+            tags["resumed_from"] = record.resumed_from
         if record.error:
             tags["error"] = record.error
         set_tags(self.client, rid, tags)
@@ -248,6 +275,7 @@ def record_from_run(run) -> TrialRecord:
         seed=int(seed) if seed not in (None, "") else -1, status=t.get("status", ""),
         headline=t.get("headline") or None, metrics=metrics, error=t.get("error"),
         iterations=int(t.get("iterations") or 0), params=dict(run.data.params), **summary,
+        resumed_from=int(t["resumed_from"]) if t.get("resumed_from") else None,
         tracking={"run_id": run.info.run_id, "parent_run_id": t.get("mlflow.parentRunId"),
                   "run_status": run.info.status, "start_time": run.info.start_time,
                   "shard": t.get("shard"), "attempt": t.get("attempt")})

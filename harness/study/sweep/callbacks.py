@@ -5,6 +5,7 @@ progress line reads.
 """
 from __future__ import annotations
 
+import contextlib
 import re
 import sys
 import time
@@ -15,6 +16,7 @@ from ray import tune
 from ...record import FAILED, OUTCOMES, TrialRecord
 from ...trial import Trial
 from ..store import RUNNING, ChildRuns
+from .worker import checkpoint_uri
 
 RETRYING = "retrying"
 
@@ -63,9 +65,11 @@ class TrialStates(dict):
 class Recorder(tune.Callback):
     """Starts a child run when Tune starts a trial, streams its metric points, ends it with its record."""
 
-    def __init__(self, trials: dict[str, Trial], runs: ChildRuns, states: TrialStates):
+    def __init__(self, trials: dict[str, Trial], runs: ChildRuns, states: TrialStates, keep_checkpoints: bool = False):
         self.trials, self.runs, self.states = trials, runs, states
+        self.keep_checkpoints = keep_checkpoints
         self.finals: dict[str, tuple[TrialRecord, bytes | None]] = {}
+        self.checkpoints: dict[str, object] = {}     # trial id -> its latest Tune checkpoint
 
     def on_trial_start(self, iteration, trials, trial, **info):
         tid = trial_id_of(trial)
@@ -79,6 +83,15 @@ class Recorder(tune.Callback):
             self.finals[tid] = (TrialRecord.from_dict(h["record"]), h.get("samples_png"))
         if h.get("points"):
             self.runs.log(tid, h["points"])
+        if "resumed_from" in h:
+            self.runs.tag(tid, {"resumed_from": h["resumed_from"]})
+
+    def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
+        """Where the trial's latest state is, on its child run: --resume continues from it."""
+        tid = trial_id_of(trial)
+        self.checkpoints[tid] = checkpoint
+        self.runs.tag(tid, {"checkpoint": checkpoint_uri(checkpoint),
+                            "checkpoint_iteration": checkpoint.get_metadata().get("iteration", "")})
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         tid = trial_id_of(trial)
@@ -87,8 +100,25 @@ class Recorder(tune.Callback):
             self.runs.error(tid, "the trial ended without reporting a result", final=True)
             self.states[tid] = FAILED
         else:
+            if not self.keep_checkpoints:
+                self.remove_checkpoints(trial)
             self.runs.finish(*final)
             self.states[tid] = final[0].status
+
+    def remove_checkpoints(self, trial) -> None:
+        """A finished trial's checkpoints (this run's and the earlier run's it resumed from)
+        are of no further use: delete them, and this run's pointer to its own. Best effort:
+        a checkpoint that cannot be deleted is left, never a reason to fail the trial."""
+        tid = trial_id_of(trial)
+        own = self.checkpoints.pop(tid, None)
+        uris = [checkpoint_uri(own)] if own is not None else []
+        uris += [p for p in [trial.config["trial"].get("resume_from")] if p]
+        for uri in uris:
+            cp = tune.Checkpoint(uri)
+            with contextlib.suppress(OSError):
+                cp.filesystem.delete_dir(cp.path)
+        if own is not None:
+            self.runs.untag(tid, ["checkpoint", "checkpoint_iteration"])
 
     def on_trial_recover(self, iteration, trials, trial, **info):
         tid = trial_id_of(trial)

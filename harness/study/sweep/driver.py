@@ -127,6 +127,7 @@ def run_sweep(experiment_path: str | Path, name: str | None = None, resume: bool
         client = store.get_client()
         exp_id, parent_id = find_parent(client, sweep, shard_label, exp_dict, experiment_path, resume)
         kept = store.answered_trials(client, exp_id, parent_id) if parent_id else {}
+        checkpoints = store.latest_checkpoints(client, exp_id, parent_id, kept) if parent_id else {}
         # ---- first write ----
         exp_id = store.open_experiment(client, sweep)
         if parent_id is None:
@@ -138,13 +139,15 @@ def run_sweep(experiment_path: str | Path, name: str | None = None, resume: bool
             client.update_run(parent_id, status="RUNNING")
             store.set_tags(client, parent_id, {"resumed": time.strftime("%Y-%m-%d %H:%M:%S")})
         todo = [t for t in trials if t.id not in kept]
-        print(f"[{label}] {len(trials)} trials ({len(kept)} already done, {len(todo)} to run); "
+        print(f"[{label}] {len(trials)} trials ({len(kept)} already done, {len(todo)} to run"
+              + (f", {len(checkpoints)} from a checkpoint" if checkpoints else "") + "); "
               f"MLflow {store.tracking_uri()}, experiment {sweep!r}, parent run {parent_id}", file=sys.stderr)
         runs = store.ChildRuns(client, exp_id, parent_id, sweep, shard_label)
         status = "FAILED"
         try:
             if todo:
-                fit(exp, exp_dict, longest_first(exp, todo), resources, runs, label, f"{sweep}-{i}of{n}")
+                fit(exp, exp_dict, longest_first(exp, todo), resources, runs, label, f"{sweep}-{i}of{n}",
+                    {tid: c["path"] for tid, c in checkpoints.items()})
             status = "FINISHED"
         except KeyboardInterrupt:
             status = "KILLED"
@@ -161,21 +164,26 @@ def run_sweep(experiment_path: str | Path, name: str | None = None, resume: bool
     return 0 if status == "FINISHED" else 1
 
 
-def fit(exp: Experiment, exp_dict: dict, todo: list[Trial], resources, runs, label: str, run_name: str) -> None:
-    """One Tune experiment over `todo`, recorded into `runs` as it goes."""
+def fit(exp: Experiment, exp_dict: dict, todo: list[Trial], resources, runs, label: str, run_name: str,
+        resume_from: dict[str, str]) -> None:
+    """One Tune experiment over `todo`, recorded into `runs` as it goes; trials in
+    `resume_from` continue from that checkpoint. Tune keeps each trial's latest checkpoint
+    (and restores it when it retries a trial)."""
     from ray import tune
     states = TrialStates()
-    callbacks = [Recorder({t.id: t for t in todo}, runs, states), ProgressLine(states, label, len(todo))]
+    callbacks = [Recorder({t.id: t for t in todo}, runs, states, exp.train.keep_checkpoints),
+                 ProgressLine(states, label, len(todo))]
     trainable = tune.with_resources(tune.with_parameters(run_one, experiment=exp_dict), resources)
     storage = os.environ.get("HARNESS_RAY_STORAGE") or str(Path.cwd() / ".ray_results")
     tuner = tune.Tuner(
         trainable,
-        param_space={"trial": tune.grid_search([trial_config(t, exp.resources.cpus_per_trial) for t in todo])},
+        param_space={"trial": tune.grid_search([trial_config(t, exp.resources.cpus_per_trial, resume_from.get(t.id))
+                                                for t in todo])},
         tune_config=tune.TuneConfig(trial_name_creator=trial_id_of, trial_dirname_creator=trial_dirname_of,
                                     reuse_actors=True),
         run_config=tune.RunConfig(
             name=f"{run_name}-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=storage, verbose=0,
-            callbacks=callbacks, failure_config=tune.FailureConfig(max_failures=exp.resources.max_failures)))
+            callbacks=callbacks, checkpoint_config=tune.CheckpointConfig(num_to_keep=1), failure_config=tune.FailureConfig(max_failures=exp.resources.max_failures)))
     tuner.fit()
 
 

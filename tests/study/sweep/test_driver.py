@@ -182,6 +182,56 @@ def test_kill_then_resume_runs_every_trial_exactly_once(project, write_experimen
     assert r.returncode == 2 and "budget.iterations: 80 -> 999" in r.stderr, r.stderr
 
 
+def test_kill_mid_trial_then_resume_continues_from_its_checkpoint(project, write_experiment, tiny_toy2d,
+                                                                   hold_trials, monkeypatch):
+    """The trial is held right after its checkpoint at iteration 40 of 80 reached Tune's
+    storage, then the sweep is killed; --resume continues it from there, and it ends with the
+    metrics (and metric history) of the same trial run without interruption."""
+    settings = {**tiny_toy2d, "objectives": ["gan"], "space": {**tiny_toy2d["space"], "n": 1},
+                "eval": {**tiny_toy2d["eval"], "every": 40}, "train": {"threads": 1, "checkpoint_every": 40}}
+    path = write_experiment("midtrial", **settings)
+    r = run_harness("sweep", path, "--name", "uninterrupted")
+    assert r.returncode == 0, r.stderr
+    [(trial_id, whole)] = [(t, _trials_frame("uninterrupted").set_index("trial_id").loc[t])
+                           for t in _trials_frame("uninterrupted")["trial_id"]]
+
+    gate = hold_trials([trial_id], at="checkpoint")
+    log = project / "sweep.log"
+    with open(log, "w") as fh:
+        proc = subprocess.Popen(harness_cmd("sweep", path), stdout=fh, stderr=fh, start_new_session=True)
+    try:
+        _wait_until(lambda: "trials (" in log.read_text(), proc, log)
+        c = _client()
+        exp_id = store.find_experiment(c, "midtrial").experiment_id
+        tagged = lambda: [r.data.tags for r in store.children(c, exp_id) if "checkpoint" in r.data.tags]  # noqa: E731
+        _wait_until(lambda: tagged(), proc, log)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        kill_session(proc.pid, signal.SIGKILL)
+    [tags] = tagged()
+    saved = Path(tags["checkpoint"])
+    assert tags["checkpoint_iteration"] == "40" and (saved / "state.pt").is_file()
+    assert str(saved).startswith(str(project)), "Tune's storage, under the project"
+
+    monkeypatch.delenv("HARNESS_TEST_HOLD")
+    r = run_harness("sweep", path, "--resume")
+    assert r.returncode == 0, r.stderr
+    assert "1 to run, 1 from a checkpoint" in r.stderr
+    resumed = _trials_frame("midtrial").set_index("trial_id").loc[trial_id]
+    assert resumed["status"] == whole["status"] and int(resumed["resumed_from"]) == 40
+    assert pd.isna(whole["resumed_from"])
+    for metric in ("hq_share", "modes_covered", "w1_exact_2k", "loss_d", "loss_g"):
+        assert resumed[metric] == whole[metric], metric
+    history = lambda run_id: [(m.step, m.value) for m in c.get_metric_history(run_id, "loss_d")]  # noqa: E731
+    assert history(resumed["run_id"]) == history(whole["run_id"]), "the replayed history plus the rest"
+    run = c.get_run(resumed["run_id"])
+    assert run.data.tags["resumed_from"] == "40" and run.data.tags["attempt"] == "1"
+    assert "checkpoint" not in run.data.tags
+    assert not saved.exists(), "a finished trial's checkpoints are removed"
+    assert not list(project.glob(".ray_results/**/checkpoint_*")), "the uninterrupted run's too"
+
+
 def test_dry_run_prints_every_trial_and_a_price_and_writes_nothing(project, write_experiment, tiny_toy2d):
     import json
     settings = {**tiny_toy2d, "objectives": ["gan", "sngan"], "seeds": [0, 1],
