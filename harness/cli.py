@@ -104,7 +104,7 @@ def cmd_ui(args):
 
 def cmd_bench(args):
     from .bench import run_bench
-    return run_bench(quick=args.quick, out_dir=args.out)
+    return run_bench(quick=args.quick, out_dir=args.out, only=args.only)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -161,6 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("bench", help="measure trial speed against a plain PyTorch loop")
     q.add_argument("--quick", action="store_true", help="reduced version (CPU, CI)")
     q.add_argument("--out", default="results/bench")
+    q.add_argument("--only", choices=["cpu-speed"], default=None,
+                   help="cpu-speed: only the real-size CPU section (fp32 / bf16 paths, matmul rates, checkpoint cost)")
     q.set_defaults(func=cmd_bench)
     return p
 

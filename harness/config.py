@@ -60,7 +60,7 @@ class EvalConfig:
 class TrainConfig:
     z_dim: int | None = None      # None: trial.default_z_dim (128 for images, 2 for the 2D mixtures)
     device: str = "auto"          # auto | cpu | cuda | cuda:N
-    precision: str = "auto"       # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
+    precision: str = "auto"       # auto (bf16 on CUDA; on a CPU bf16 for images where it has bf16 units) | fp32 | bf16
     check_every: int = 0          # read losses back every N steps; 0: 1 on CPU, 25 on CUDA
     threads: int = 0              # torch CPU threads per trial; 0 = the sweep's cpus_per_trial (train: torch's)
     init: str = "dcgan"           # weight init: dcgan (N(0, 0.02), DCGAN sec. 4) | pytorch (its defaults)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import math
 
+from .cpu_speed import cpu_speed_markdown
+
 
 def _f(x, digits=2):
     if x is None:
@@ -14,6 +16,12 @@ def _f(x, digits=2):
 
 
 def to_markdown(r: dict) -> str:
+    if "configs" not in r:          # bench --only cpu-speed
+        hw = r["hardware"]
+        return "\n".join([f"# Benchmark: {hw['device_name']}, CPU at real size", "",
+                          f"- CPU: {hw['cpu_model']}, {hw['cpu_count']} cores; torch {hw['torch']}, Python {hw['python']}",
+                          f"- date: {hw['date']}; command: `{hw['command']}`; took {r['bench_seconds']:.0f} s"]
+                         + cpu_speed_markdown(r["cpu_speed"])) + "\n"
     hw, plan = r["hardware"], r["plan"]
     lines = [f"# Benchmark: {hw['device_name']}{' (CPU, reduced configuration)' if hw['device'] == 'cpu' else ''}", ""]
     lines += [f"- device: {hw['device']} — {hw['device_name']}; CPU: {hw['cpu_model']}, {hw['cpu_count']} cores",
@@ -68,6 +76,8 @@ def to_markdown(r: dict) -> str:
         for k, v in comp.items():
             lines.append(f"| {k} | " + (f"failed: {v['error']} | | |" if "error" in v else
                                         f"{_f(v['speedup'])} | {_f(v['compile_s'], 0)} | {_f(v['break_even_iters'], 0)} |"))
+    if "cpu_speed" in r:
+        lines += cpu_speed_markdown(r["cpu_speed"])
     return "\n".join(lines) + "\n"
 
 

@@ -56,6 +56,7 @@ class Plan:
     compile: bool = True
     configs: tuple = tuple(CONFIGS)
     threads_per_proc: int = 0    # torch threads in each concurrent process; 0 = torch's default
+    cpu_speed: bool = False      # CPU: the quick study's architecture at real size (cpu_speed.py)
 
     def config_arch(self, name: str) -> Arch:
         filters, depth = CONFIGS[name]
@@ -73,7 +74,7 @@ def make_plan(quick: bool, device: torch.device, **overrides) -> Plan:
                     min_iters=2, eval_n=500, trial_iters=4, compile=False, threads_per_proc=1)
     else:
         plan = Plan(str(device), quick, filter_div=8, batch=32, procs=(2,), warmup=2, budget_s=8.0,
-                    min_iters=3, eval_n=2000, trial_iters=20, compile=False, threads_per_proc=1)
+                    min_iters=3, eval_n=2000, trial_iters=20, compile=False, threads_per_proc=1, cpu_speed=True)
     for k, v in overrides.items():
         if not hasattr(plan, k):
             raise UnknownName(f"unknown bench plan field {k!r}; valid: {sorted(asdict(plan))}")

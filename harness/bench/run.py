@@ -15,6 +15,8 @@ from pathlib import Path
 import torch
 
 from .. import provenance
+from ..errors import UsageError
+from .cpu_speed import measure_cpu_speed
 from .figures import classifier_weights, measure_compile, measure_eval_cost, measure_trial_overhead
 from .markdown import to_markdown
 from .plan import CONFIGS, OBJECTIVES, Plan, make_plan, peak_for
@@ -114,13 +116,19 @@ def measure_outside_training(plan: Plan, dev: torch.device, report: dict, log) -
 
 
 def run_bench(quick: bool = False, out_dir: str = "results/bench", device: str | None = None,
-              log=None, **plan_overrides) -> int:
-    """Measure everything, write <out_dir>/<device>[-quick].md and .json; 0 on success."""
+              log=None, only: str | None = None, **plan_overrides) -> int:
+    """Measure everything, write <out_dir>/<device>[-quick].md and .json; 0 on success.
+    only="cpu-speed": just the real-size CPU section, into <device>-cpu-speed.md / .json."""
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     plan = make_plan(quick, dev, **plan_overrides)
     hw = hardware(dev)
     t_start = time.perf_counter()
+    if only == "cpu-speed":
+        if dev.type != "cpu":
+            raise UsageError("bench --only cpu-speed measures a CPU; this run's device is " + str(dev))
+        report = {"hardware": hw, "notes": [], "cpu_speed": measure_cpu_speed(resident_images(dev), log)}
+        return _write(report, Path(out_dir), device_slug(dev) + "-cpu-speed", t_start, log)
     log(f"bench on {hw['device_name']} ({'quick' if quick else 'full'}; "
         f"{'reference sizes' if plan.filter_div == 1 else f'REDUCED CPU version: filters / {plan.filter_div}'}, "
         f"batch {plan.batch}, {list(plan.procs)} concurrent processes)")
@@ -143,12 +151,16 @@ def run_bench(quick: bool = False, out_dir: str = "results/bench", device: str |
         measure_outside_training(plan, dev, report, log)
         report["compile"] = measure_compile(plan, dev, images, log) if plan.compile and dev.type == "cuda" else \
             {"skipped": "torch.compile / CUDA graphs are measured on CUDA in full mode only"}
+        if plan.cpu_speed and dev.type == "cpu":
+            report["cpu_speed"] = measure_cpu_speed(images, log)
     finally:
         torch.set_num_threads(threads_before)
+    return _write(report, Path(out_dir), device_slug(dev) + ("-quick" if quick else ""), t_start, log)
+
+
+def _write(report: dict, out: Path, stem: str, t_start: float, log) -> int:
     report["bench_seconds"] = time.perf_counter() - t_start
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    stem = device_slug(dev) + ("-quick" if quick else "")
     (out / f"{stem}.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     (out / f"{stem}.md").write_text(to_markdown(report))
     log(f"bench written to {out / stem}.md and .json in {report['bench_seconds']:.0f} s")

@@ -278,6 +278,7 @@ def record_from_run(run) -> TrialRecord:
         resumed_from=int(t["resumed_from"]) if t.get("resumed_from") else None,
         tracking={"run_id": run.info.run_id, "parent_run_id": t.get("mlflow.parentRunId"),
                   "run_status": run.info.status, "start_time": run.info.start_time,
+                  "end_time": run.info.end_time,
                   "shard": t.get("shard"), "attempt": t.get("attempt")})
 
 

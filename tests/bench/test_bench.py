@@ -19,6 +19,7 @@ def _positive(x) -> bool:
 
 
 def test_quick_cpu_bench_writes_every_figure(tmp_path):
+    from harness.train import native_bf16_cpu
     # The quick CPU plan, shrunk further so the test stays short: the larger config only,
     # whose depth-20 wgan-gp is the slowest figure; every figure is still produced.
     plan = dict(batch=4, filter_div=32, budget_s=0.2, min_iters=1, eval_n=100, trial_iters=2,
@@ -47,7 +48,9 @@ def test_quick_cpu_bench_writes_every_figure(tmp_path):
                 # scheduling, so it is reported (agg["overlap"]), not asserted
                 assert _positive(agg["its_per_s"]) and _positive(agg["tflops"]), (key, impl, agg)
             assert x["alone_peak_share"] is None   # no peak for a CPU: TFLOP/s only
-        assert row["harness"]["precision"] == "fp32" and row["reference"]["precision"] == "fp32"
+        # precision auto: bf16 autocast where the CPU has bf16 units (harness.train.resolve_precision)
+        assert row["harness"]["precision"] == ("bf16-autocast" if native_bf16_cpu() else "fp32")
+        assert row["reference"]["precision"] == "fp32"
         for ratio in ["ratio_alone"] + [f"ratio_aggregate_{n}" for n in procs]:
             assert _positive(row[ratio]), (key, ratio)
         # the same networks: the harness and the reference count (nearly) the same FLOPs;
@@ -111,3 +114,20 @@ def test_bf16_autocast_step_agrees_with_fp32(objective):
     assert finite[None] and finite[torch.bfloat16]
     assert losses[torch.bfloat16] == pytest.approx(losses[None], abs=ATOL, rel=RTOL)
     assert losses[torch.bfloat16] != losses[None]   # the fast path really ran in bf16
+
+
+def test_cpu_speed_section_measures_every_path(tmp_path):
+    from harness.bench.cpu_speed import cpu_speed_markdown, measure_cpu_speed
+    from harness.bench.runners import resident_images
+    from harness.train import native_bf16_cpu
+    r = measure_cpu_speed(resident_images(torch.device("cpu")), lambda m: None, objectives=("gan",),
+                          seconds_per_block=0.2, rounds=1)
+    paths = r["objectives"]["gan"]["paths"]
+    assert set(paths) == {"reference", "harness fp32", "harness auto"}
+    assert all(p["its_per_s"] > 0 and p["gflop_per_it"] > 1 for p in paths.values())
+    # the same networks; the harness skips D's weight gradients in G's step, the reference does not
+    assert 0.85 < paths["harness fp32"]["gflop_per_it"] / paths["reference"]["gflop_per_it"] <= 1.0
+    expected = "bf16-autocast+channels_last" if native_bf16_cpu() else "fp32"
+    assert paths["harness auto"]["precision"] == expected
+    assert r["matmul_gflops"]["fp32"] > 0 and r["checkpoint"]["bytes"] > 0
+    assert "share of the matmul rate" in "\n".join(cpu_speed_markdown(r))

@@ -16,6 +16,7 @@ from ...config import check_name
 from ...errors import UsageError
 from ...record import FAILED
 from .. import results, store
+from ..time_budget import time_budget
 from .document import Document, md_table
 from .plots import plot_curves, plot_distributions, plot_factor_effects, plot_success_rates
 
@@ -217,6 +218,15 @@ def _results_sections(doc: Document, client, df: pd.DataFrame, exp: dict, metric
         doc.table(failed[["trial_id", "error"]].assign(error=failed["error"].fillna("").str.split("\n").str[0]))
 
 
+def _time_section(doc: Document, df: pd.DataFrame, parent_runs) -> None:
+    budget = time_budget(df, [(r.info.start_time, r.info.end_time) for r in parent_runs])
+    if budget is None:
+        return
+    doc.h(2, "Where the time went")
+    doc.p(budget[1])
+    doc.table(budget[0])
+
+
 def build_report(name: str, out_root: str | Path = "results") -> Path:
     """Write results/NAME/{report.md, report.html, trials.csv, plots/, samples/}; returns report.md."""
     client, df, exp, parent_runs = load_study(name)
@@ -225,7 +235,7 @@ def build_report(name: str, out_root: str | Path = "results") -> Path:
     (out / "samples").mkdir(parents=True, exist_ok=True)
     headlines = df["headline"].dropna() if len(df) else pd.Series(dtype=str)
     metric = (headlines.iloc[0] if len(headlines) else None) or exp.get("success_metric") or "headline metric"
-    df.drop(columns=[c for c in ("start_time",) if c in df]).to_csv(out / "trials.csv", index=False)
+    df.drop(columns=[c for c in ("start_time", "end_time") if c in df]).to_csv(out / "trials.csv", index=False)
 
     rule = exp.get("success_rule", "paper")   # sweeps stored before the rule existed: the paper's
     thresholds, real = study_thresholds(exp, parent_runs)
@@ -235,6 +245,7 @@ def build_report(name: str, out_root: str | Path = "results") -> Path:
         doc.p("No trial has been recorded yet.")
     else:
         _results_sections(doc, client, df, exp, metric, out, rule, thresholds, real)
+        _time_section(doc, df, parent_runs)
     doc.h(2, "Experiment")
     doc.code(json.dumps(exp, indent=1))
     (out / "report.md").write_text(doc.markdown())
