@@ -104,7 +104,9 @@ def fmnist_test():
 GATE_SITECUSTOMIZE = '''"""Test-only (tests/conftest.py `hold_trials`): in every Python process started with this
 folder on PYTHONPATH, harness.train.run_trial waits before training a trial named in
 HARNESS_TEST_HOLD until the file HARNESS_TEST_GATE exists; with HARNESS_TEST_HOLD_AT=checkpoint
-it waits instead right after the trial's first checkpoint was saved. Ray's workers inherit it."""
+it waits instead right after the trial's first checkpoint was saved; with =crash it raises
+there once (the gate file marks that it did), as a process dying mid-trial would. Ray's
+workers inherit it."""
 import importlib.abc
 import importlib.util
 import os
@@ -113,7 +115,8 @@ import time
 
 HOLD = set(filter(None, os.environ.get("HARNESS_TEST_HOLD", "").split(",")))
 GATE = os.environ.get("HARNESS_TEST_GATE", "")
-AT_CHECKPOINT = os.environ.get("HARNESS_TEST_HOLD_AT") == "checkpoint"
+AT_CHECKPOINT = os.environ.get("HARNESS_TEST_HOLD_AT") in ("checkpoint", "crash")
+CRASH = os.environ.get("HARNESS_TEST_HOLD_AT") == "crash"
 
 
 def _wait():
@@ -139,6 +142,9 @@ class _HoldTrials(importlib.abc.MetaPathFinder):
 
                     def save_then_wait(iteration, state):
                         save(iteration, state)
+                        if CRASH and not os.path.exists(GATE):
+                            open(GATE, "w").close()
+                            raise RuntimeError("test crash after a checkpoint")
                         _wait()
                     kwargs["on_checkpoint"] = save_then_wait
                 elif trial.id in HOLD:

@@ -220,9 +220,13 @@ class ChildRuns:
             set_tags(self.client, self.open[trial_id], tags)
 
     def untag(self, trial_id: str, keys) -> None:
+        """Delete those of `keys` the trial's open run has (an earlier attempt's run may have held them)."""
         if trial_id in self.open:
+            rid = self.open[trial_id]
+            present = self.client.get_run(rid).data.tags
             for key in keys:
-                self.client.delete_tag(self.open[trial_id], key)
+                if key in present:
+                    self.client.delete_tag(rid, key)
 
     def log(self, trial_id: str, points) -> None:
         if trial_id in self.open:

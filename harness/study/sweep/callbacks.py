@@ -113,12 +113,14 @@ class Recorder(tune.Callback):
         own = self.checkpoints.pop(tid, None)
         uris = [checkpoint_uri(own)] if own is not None else []
         uris += [p for p in [trial.config["trial"].get("resume_from")] if p]
-        for uri in uris:
-            cp = tune.Checkpoint(uri)
-            with contextlib.suppress(OSError):
-                cp.filesystem.delete_dir(cp.path)
-        if own is not None:
+        try:
+            for uri in uris:
+                cp = tune.Checkpoint(uri)
+                with contextlib.suppress(OSError):
+                    cp.filesystem.delete_dir(cp.path)
             self.runs.untag(tid, ["checkpoint", "checkpoint_iteration"])
+        except Exception as err:  # noqa: BLE001 - a callback that raises fails the trial in Tune
+            print(f"[{tid}] could not remove its checkpoints {uris}: {err}", file=sys.stderr)
 
     def on_trial_recover(self, iteration, trials, trial, **info):
         tid = trial_id_of(trial)

@@ -232,6 +232,23 @@ def test_kill_mid_trial_then_resume_continues_from_its_checkpoint(project, write
     assert not list(project.glob(".ray_results/**/checkpoint_*")), "the uninterrupted run's too"
 
 
+def test_a_trial_retried_by_tune_continues_from_its_checkpoint(project, write_experiment, tiny_toy2d, hold_trials):
+    """The trial raises right after its checkpoint at 40 of 80; Tune retries it (max_failures
+    1) from that checkpoint, and the retried attempt says so."""
+    settings = {**tiny_toy2d, "objectives": ["gan"], "space": {**tiny_toy2d["space"], "n": 1},
+                "train": {"threads": 1, "checkpoint_every": 40}}
+    path = write_experiment("retried", **settings)
+    [trial] = trials_of(from_dict(settings))
+    gate = hold_trials([trial.id], at="crash")
+    r = run_harness("sweep", path)
+    assert r.returncode == 0, r.stderr
+    assert gate.exists(), "the first attempt crashed"
+    row = _trials_frame("retried").set_index("trial_id").loc[trial.id]
+    assert row["status"] != "failed" and row["attempt"] == "2" and int(row["resumed_from"]) == 40
+    assert "test crash after a checkpoint" in _client().get_run(row["run_id"]).data.tags["previous_error"]
+    assert not list(project.glob(".ray_results/**/checkpoint_*")), "removed once the retry finished"
+
+
 def test_dry_run_prints_every_trial_and_a_price_and_writes_nothing(project, write_experiment, tiny_toy2d):
     import json
     settings = {**tiny_toy2d, "objectives": ["gan", "sngan"], "seeds": [0, 1],
