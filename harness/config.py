@@ -335,17 +335,24 @@ def load_experiment(path: str | Path) -> Experiment:
     return from_dict(data, default_name=path.stem)
 
 
-def experiment_diff(old, new, prefix: str = "") -> list[str]:
+def experiment_diff(old, new, prefix: str = "", defaults=None) -> list[str]:
     """Dotted names of the fields that differ, with both values: 'budget.iterations: 200 -> 400'.
 
-    Resume compares the stored experiment with the file it is given (mimicry's habit)."""
+    Resume compares the stored experiment with the file it is given (mimicry's habit). A
+    field the stored one lacks (a sweep begun before the field existed) counts as its
+    default, so adding a setting to the schema does not lock older sweeps out of --resume."""
+    if defaults is None and not prefix:
+        defaults = Experiment().to_dict()
     if isinstance(old, dict) and isinstance(new, dict):
+        if isinstance(defaults, dict):
+            old = {**{k: v for k, v in defaults.items() if k in new and k not in old}, **old}
         out = []
         for key in sorted(set(old) | set(new), key=str):
             where = f"{prefix}.{key}" if prefix else str(key)
             if key not in old or key not in new:
                 out.append(f"{where}: {old.get(key, '<absent>')!r} -> {new.get(key, '<absent>')!r}")
             else:
-                out.extend(experiment_diff(old[key], new[key], where))
+                out.extend(experiment_diff(old[key], new[key], where,
+                                           defaults.get(key) if isinstance(defaults, dict) else None))
         return out
     return [] if old == new else [f"{prefix}: {old!r} -> {new!r}"]

@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,12 @@ def test_every_shipped_experiment_is_valid(path):
     e = load_experiment(path)
     assert e.name == path.stem and e.description
     assert trials_of(e)
+
+
+def test_a_field_added_since_a_sweep_began_counts_as_its_default():
+    new = from_dict({"train": {"checkpoint_every": 0}}).to_dict()
+    old = json.loads(json.dumps(new))
+    del old["train"]["checkpoint_every"], old["train"]["keep_checkpoints"]
+    assert experiment_diff(old, new) == []
+    changed = from_dict({"train": {"checkpoint_every": 40}}).to_dict()
+    assert experiment_diff(old, changed) == ["train.checkpoint_every: 0 -> 40"]
