@@ -23,7 +23,9 @@ from typing import Callable
 import torch
 from torch import nn
 
+from .conditional import LabelledData, build_conditional_step
 from .data import get_dataset_spec, load_images, sample_mixture, to_uint8, to_unit_range
+from .evaluate.base import balanced_labels
 from .nets import build_discriminator, build_generator
 from .record import COLLAPSED, DIVERGED, FAILED, OK, TrialRecord
 from .trial import Trial, data_shape, make_evaluator, z_dim
@@ -192,7 +194,7 @@ class LossMeter:
 class Session:
     """Everything one trial trains with, and the loop's body: `iteration()`."""
 
-    def __init__(self, trial: Trial, images: torch.Tensor | None = None):
+    def __init__(self, trial: Trial, images: torch.Tensor | None = None, labels: torch.Tensor | None = None):
         e = trial.experiment
         self.trial = trial
         self.device = resolve_device(e.train.device)
@@ -209,13 +211,19 @@ class Session:
         self.is_image = spec.kind == "image"
         channels_last = self.device.type == "cuda" and self.is_image
         if images is None and self.is_image:
-            images, _ = load_images(e.dataset, "train", root=e.data.root, path=e.data.path, limit=e.data.limit)
-        self.data = RealData(spec, images, self.device, data_gen, channels_last)
+            images, labels = load_images(e.dataset, "train", root=e.data.root, path=e.data.path, limit=e.data.limit)
+        self.n_classes = spec.num_classes if e.conditional else 0     # 0: G(z) and D(x), no labels
+        self.data = (LabelledData(spec, images, labels, self.device, data_gen, channels_last) if e.conditional
+                     else RealData(spec, images, self.device, data_gen, channels_last))
         self.z_dim, self.batch = z_dim(e), e.budget.batch_size
         self.objective = trial.make_objective()
         self.n_critic = self.objective.settings.n_critic
-        self.step = build_step(trial.arch, self.objective, data_shape(e), self.z_dim, self.device,
-                               self.amp_dtype, channels_last, init=e.train.init)
+        if e.conditional:
+            self.step = build_conditional_step(trial, data_shape(e), self.z_dim, self.device, self.amp_dtype,
+                                               channels_last, init=e.train.init, objective=self.objective)
+        else:
+            self.step = build_step(trial.arch, self.objective, data_shape(e), self.z_dim, self.device,
+                                   self.amp_dtype, channels_last, init=e.train.init)
         self.iterations, self.done = e.budget.iterations, 0
         self.schedulers = self._schedulers(e.budget.iterations)
         self.losses = LossMeter(self.device, resolve_check_every(e.train.check_every, self.device))
@@ -250,13 +258,24 @@ class Session:
         self.losses.add(loss_d, loss_g)
         return grads
 
-    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        """n generated samples in fp32, drawn in chunks without a graph."""
+    def sample(self, n: int, generator: torch.Generator, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """n generated samples in fp32, drawn in chunks without a graph; a conditional G gets
+        `labels` (default: balanced, evaluate.base)."""
+        if self.n_classes and labels is None:
+            labels = balanced_labels(n, self.n_classes)
         chunks = []
         for k in range(0, n, EVAL_CHUNK):
+            z = self.noise(min(EVAL_CHUNK, n - k), generator)
             with torch.no_grad(), self.step.autocast():
-                chunks.append(self.step.G(self.noise(min(EVAL_CHUNK, n - k), generator)).float())
+                x = self.step.G(z) if labels is None else self.step.G(z, labels[k: k + EVAL_CHUNK].to(self.device))
+            chunks.append(x.float())
         return torch.cat(chunks)
+
+    def sampler(self, generator: torch.Generator):
+        """What the evaluator draws from: n -> samples, or, conditional, labels -> samples."""
+        if self.n_classes:
+            return lambda labels: self.sample(len(labels), generator, labels)
+        return lambda n: self.sample(n, generator)
 
 
 class Evaluation:
@@ -272,7 +291,7 @@ class Evaluation:
     def __call__(self) -> tuple[dict, float]:
         t0 = time.perf_counter()
         self.noise.manual_seed(self.seed)
-        metrics = self.evaluator.evaluate(lambda n: self.session.sample(n, self.noise))
+        metrics = self.evaluator.evaluate(self.session.sampler(self.noise))
         dt = time.perf_counter() - t0
         self.seconds += dt
         return metrics, dt
