@@ -44,7 +44,7 @@ def inception_score(probs: torch.Tensor) -> float:
     """exp(E_x KL(p(y|x) || p(y))), p(y) the mean of the rows (one split)."""
     probs = probs.double()
     marginal = probs.mean(0, keepdim=True)
-    return float(torch.exp((torch.xlogy(probs, probs) - probs * marginal.log()).sum(1).mean()))
+    return float(torch.exp((torch.xlogy(probs, probs) - torch.xlogy(probs, marginal)).sum(1).mean()))
 
 
 @torch.no_grad()
