@@ -13,7 +13,7 @@ exact 2D metrics, of the label-marginal), and adds the label metrics of `LABEL_M
   0.91, is the ceiling); `is_per_class_mean`, the Inception Score (Salimans et al. 2016)
   computed over the samples of each requested class, averaged over classes: 1 when the
   classifier sees every sample of a class as the same class, up to K when they spread over
-  classes, so with labels honoured it is low (real test images: about 1.3). Not a quality score.
+  classes, so with labels honoured it is low (real test images: 1.31). Not a quality score.
 
 Conditional measures after the conditional GAN literature: classifier accuracy on
 generated samples (Odena et al. 2017, AC-GAN, sec. 4.1), per-class scores (Miyato &
