@@ -320,6 +320,9 @@ def _validate_conditional(e: Experiment) -> None:
     if evaluator not in LABEL_METRICS:
         raise ConfigError("conditional", f"evaluator {evaluator!r} has no conditional metrics (its classes are not "
                                          f"the dataset's); conditional runs need one of {sorted(LABEL_METRICS)}")
+    if e.thresholds_relative and e.success_metric in LABEL_METRICS[evaluator].names:
+        raise ConfigError("thresholds_relative", f"the real data asks for no label, so it has no {e.success_metric} "
+                                                 "to be a fraction of; use absolute thresholds")
     for i, name in enumerate(e.objectives):
         for remedy in parse_method(name)[1]:
             if not remedy.conditional_ok:

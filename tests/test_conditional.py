@@ -102,3 +102,10 @@ def test_same_seed_same_numbers():
     (loss_a, x_a), (loss_b, x_b), (loss_c, x_c) = run(0), run(0), run(1)
     assert loss_a == loss_b and torch.equal(x_a, x_b)
     assert loss_c != loss_a and not torch.equal(x_c, x_a)
+
+
+def test_relative_thresholds_use_the_unconditional_metrics_of_real_data():
+    from harness.trial import real_data_score
+    e = from_dict({"dataset": "ring8", "conditional": True, "thresholds_relative": True, "thresholds": [0.5],
+                   "eval": {"n_samples": 800}})
+    assert real_data_score(e) == 8.0     # modes_covered of exact mixture samples

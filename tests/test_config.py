@@ -111,6 +111,8 @@ def test_every_shipped_experiment_is_valid(path):
     ({"dataset": "ring8", "conditional": True, "objectives": ["gan+unrolled:3"]}, "objectives[0]", "without labels"),
     ({"dataset": "ring8", "conditional": True, "objectives": ["gan+feature-matching"]}, "objectives[0]", "'feature-"),
     ({"dataset": "ring8", "conditional": True, "objectives": ["gan+minibatch-stddev"]}, "objectives[0]", "output layer"),
+    ({"dataset": "ring8", "conditional": True, "thresholds_relative": True, "thresholds": [0.5],
+      "success_metric": "on_requested_mode"}, "thresholds_relative", "use absolute thresholds"),
 ])
 def test_conditional_combinations_we_do_not_support_are_named(data, field, words):
     with pytest.raises(ConfigError) as err:
