@@ -25,6 +25,8 @@ def _generators(session) -> dict[str, torch.Generator]:
     gens = {"data": session.data.generator, "z": session.gen}
     if session.data.cpu_generator is not None:
         gens["mixture"] = session.data.cpu_generator
+    if getattr(session.step, "label_generator", None) is not None:   # conditional: G's labels
+        gens["labels"] = session.step.label_generator
     return gens
 
 

@@ -97,6 +97,7 @@ class Experiment:
     success_metric: str | None = None   # None: the evaluator's headline metric (IS for images)
     success_rule: str = "paper"         # paper: the score decides (WGAN-GP 5.1) | strict: collapse vetoes
     reproduces: str | None = None       # a published table to print beside ours (published.py)
+    conditional: bool = False           # G(z, y), D(x, y) on the labels (harness.conditional)
     train: TrainConfig = field(default_factory=TrainConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
 
@@ -186,6 +187,7 @@ def validate(e: Experiment) -> Experiment:
     _validate_space(e.space)
     _validate_evaluation(e)
     _validate_training(e)
+    _validate_conditional(e)
     return e
 
 
@@ -312,6 +314,29 @@ def _validate_training(e: Experiment) -> None:
     _positive(e.resources.trials_per_gpu, "resources.trials_per_gpu")
     _positive(e.resources.cpus_per_trial, "resources.cpus_per_trial")
     _positive(e.resources.max_failures, "resources.max_failures", allow_zero=True)
+
+
+def _validate_conditional(e: Experiment) -> None:
+    """Labels, an evaluator with label metrics, and only the remedies that act on x alone."""
+    from .data import get_dataset_spec
+    from .evaluate import LABEL_METRICS, default_evaluator_for
+    from .remedies import parse_method
+    if not e.conditional:
+        return
+    if get_dataset_spec(e.dataset).num_classes < 2:
+        raise ConfigError("conditional", f"dataset {e.dataset!r} has no labels to condition on")
+    evaluator = default_evaluator_for(e.dataset) if e.eval.evaluator == "auto" else e.eval.evaluator
+    if evaluator not in LABEL_METRICS:
+        raise ConfigError("conditional", f"evaluator {evaluator!r} has no conditional metrics (its classes are not "
+                                         f"the dataset's); conditional runs need one of {sorted(LABEL_METRICS)}")
+    if e.thresholds_relative and e.success_metric in LABEL_METRICS[evaluator].names:
+        raise ConfigError("thresholds_relative", f"the real data asks for no label, so it has no {e.success_metric} "
+                                                 "to be a fraction of; use absolute thresholds")
+    for i, name in enumerate(e.objectives):
+        for remedy in parse_method(name)[1]:
+            if not remedy.conditional_ok:
+                raise ConfigError(f"objectives[{i}]", f"{name!r}: remedy {remedy.name!r} does not support "
+                                                      f"conditional: true ({remedy.conditional_problem})")
 
 
 def from_dict(data: dict, default_name: str = "experiment") -> Experiment:

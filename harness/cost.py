@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import torch
 
+from .data import get_dataset_spec
 from .nets import build_discriminator, build_generator
+from .nets.conditional import build_conditional_discriminator, build_conditional_generator
 from .trial import Trial, data_shape, z_dim
 
 BACKWARD_PER_FORWARD = 2
@@ -50,19 +52,26 @@ def count_flops(fn) -> int:
 
 
 def forward_flops(trial: Trial) -> tuple[int, int]:
-    """(G, D) forward FLOPs for one sample, on the meta device."""
+    """(G, D) forward FLOPs for one sample, on the meta device; a conditional pair gets a label."""
     exp, objective = trial.experiment, trial.make_objective()
     s = objective.settings
     d_shape = data_shape(exp)
     for remedy in objective.remedies:    # packing widens D's input
         d_shape = remedy.d_shape(d_shape)
     with torch.device("meta"):
-        G = build_generator(trial.arch, data_shape(exp), z_dim(exp))
-        D = build_discriminator(trial.arch, d_shape, s.d_norm, spectral=s.spectral_norm)
+        if exp.conditional:   # one-hot y widens G's (and the 2D D's) input; the projection is a dot product
+            k = get_dataset_spec(exp.dataset).num_classes
+            G = build_conditional_generator(trial.arch, data_shape(exp), z_dim(exp), k)
+            D = build_conditional_discriminator(trial.arch, d_shape, k, s.d_norm, spectral=s.spectral_norm)
+            label = (torch.zeros(1, dtype=torch.long),)
+        else:
+            G = build_generator(trial.arch, data_shape(exp), z_dim(exp))
+            D = build_discriminator(trial.arch, d_shape, s.d_norm, spectral=s.spectral_norm)
+            label = ()
         z = torch.empty(1, z_dim(exp))
         x = torch.empty(1, *d_shape)
         with torch.no_grad():
-            return count_flops(lambda: G.eval()(z)), count_flops(lambda: D.eval()(x))
+            return count_flops(lambda: G.eval()(z, *label)), count_flops(lambda: D.eval()(x, *label))
 
 
 def iteration_flops(trial: Trial) -> int:

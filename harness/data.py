@@ -269,7 +269,13 @@ def mixture_modes(name: str) -> tuple[Tensor, float]:
 
 def sample_mixture(name: str, n: int, generator: torch.Generator, device="cpu") -> Tensor:
     """n x 2 float32 samples, modes chosen uniformly; drawn on CPU so results match across devices."""
+    return sample_mixture_labelled(name, n, generator, device)[0]
+
+
+def sample_mixture_labelled(name: str, n: int, generator: torch.Generator, device="cpu") -> tuple[Tensor, Tensor]:
+    """(n x 2 samples, their int64 mode indices): the labels of conditional training. The same
+    random draws as sample_mixture, which returns the first half of this."""
     centers, std = mixture_modes(name)
     idx = torch.randint(len(centers), (n,), generator=generator)
     x = centers[idx] + std * torch.randn(n, 2, generator=generator)
-    return x.to(device)
+    return x.to(device), idx.to(device)

@@ -23,7 +23,10 @@ import torch
 from torch import nn
 
 from . import checkpoint
+from .conditional import LabelledData, build_conditional_step
 from .data import get_dataset_spec, load_images, sample_mixture, to_uint8, to_unit_range
+from .device import resolve_check_every, resolve_device, resolve_precision, use_channels_last
+from .evaluate.base import balanced_labels
 from .nets import build_discriminator, build_generator
 from .progress import Progress
 from .record import COLLAPSED, DIVERGED, FAILED, OK, TrialRecord
@@ -42,39 +45,6 @@ def stream_seeds(seed: int) -> dict[str, int]:
     import numpy as np
     children = np.random.SeedSequence(seed).spawn(len(STREAMS))
     return {name: int(child.generate_state(1, dtype=np.uint64)[0] >> 1) for name, child in zip(STREAMS, children)}
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def native_bf16_cpu() -> bool:
-    """Whether this CPU has bf16 arithmetic units (AVX512-BF16 or AMX), by torch's own query."""
-    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
-
-
-def resolve_precision(name: str, device: torch.device, image: bool = True) -> torch.dtype | None:
-    """The autocast dtype, or None for plain fp32. auto: bf16 on CUDA; on a CPU, bf16 for
-    image trials where the CPU computes bf16 natively (1.40x for gan, 1.22x for wgan-gp with
-    channels_last on an AVX512-BF16 EPYC core: `harness bench` measures it), fp32 elsewhere
-    (the 2D MLPs are too small to gain; emulated bf16 is slower than fp32)."""
-    if name == "auto":
-        if device.type == "cuda":
-            return torch.bfloat16
-        return torch.bfloat16 if image and native_bf16_cpu() else None
-    return torch.bfloat16 if name == "bf16" else None
-
-
-def use_channels_last(device: torch.device, image: bool, amp_dtype: torch.dtype | None) -> bool:
-    """NHWC for image trials on CUDA (tensor cores) and with bf16 on a CPU (oneDNN's fast path)."""
-    return image and (device.type == "cuda" or amp_dtype is not None)
-
-
-def resolve_check_every(value: int, device: torch.device) -> int:
-    """Loss read-back period: every step on CPU (free), every 25 on CUDA (a sync costs a step)."""
-    return value or (1 if device.type == "cpu" else 25)
 
 
 class RealData:
@@ -208,7 +178,7 @@ class LossMeter:
 class Session:
     """Everything one trial trains with, and the loop's body: `iteration()`."""
 
-    def __init__(self, trial: Trial, images: torch.Tensor | None = None):
+    def __init__(self, trial: Trial, images: torch.Tensor | None = None, labels: torch.Tensor | None = None):
         e = trial.experiment
         self.trial = trial
         self.device = resolve_device(e.train.device)
@@ -225,13 +195,19 @@ class Session:
         self.gen = torch.Generator(device=self.device).manual_seed(self.seeds["z"])
         channels_last = use_channels_last(self.device, self.is_image, self.amp_dtype)
         if images is None and self.is_image:
-            images, _ = load_images(e.dataset, "train", root=e.data.root, path=e.data.path, limit=e.data.limit)
-        self.data = RealData(spec, images, self.device, data_gen, channels_last)
+            images, labels = load_images(e.dataset, "train", root=e.data.root, path=e.data.path, limit=e.data.limit)
+        self.n_classes = spec.num_classes if e.conditional else 0     # 0: G(z) and D(x), no labels
+        self.data = (LabelledData(spec, images, labels, self.device, data_gen, channels_last) if e.conditional
+                     else RealData(spec, images, self.device, data_gen, channels_last))
         self.z_dim, self.batch = z_dim(e), e.budget.batch_size
         self.objective = trial.make_objective()
         self.n_critic = self.objective.settings.n_critic
-        self.step = build_step(trial.arch, self.objective, data_shape(e), self.z_dim, self.device,
-                               self.amp_dtype, channels_last, init=e.train.init)
+        if e.conditional:
+            self.step = build_conditional_step(trial, data_shape(e), self.z_dim, self.device, self.amp_dtype,
+                                               channels_last, init=e.train.init, objective=self.objective)
+        else:
+            self.step = build_step(trial.arch, self.objective, data_shape(e), self.z_dim, self.device,
+                                   self.amp_dtype, channels_last, init=e.train.init)
         self.iterations, self.done = e.budget.iterations, 0
         self.schedulers = self._schedulers(e.budget.iterations)
         self.losses = LossMeter(self.device, resolve_check_every(e.train.check_every, self.device))
@@ -266,13 +242,24 @@ class Session:
         self.losses.add(loss_d, loss_g)
         return grads
 
-    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        """n generated samples in fp32, drawn in chunks without a graph."""
+    def sample(self, n: int, generator: torch.Generator, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """n generated samples in fp32, drawn in chunks without a graph; a conditional G gets
+        `labels` (default: balanced, evaluate.base)."""
+        if self.n_classes and labels is None:
+            labels = balanced_labels(n, self.n_classes)
         chunks = []
         for k in range(0, n, EVAL_CHUNK):
+            z = self.noise(min(EVAL_CHUNK, n - k), generator)
             with torch.no_grad(), self.step.autocast():
-                chunks.append(self.step.G(self.noise(min(EVAL_CHUNK, n - k), generator)).float())
+                x = self.step.G(z) if labels is None else self.step.G(z, labels[k: k + EVAL_CHUNK].to(self.device))
+            chunks.append(x.float())
         return torch.cat(chunks)
+
+    def sampler(self, generator: torch.Generator):
+        """What the evaluator draws from: n -> samples, or, conditional, labels -> samples."""
+        if self.n_classes:
+            return lambda labels: self.sample(len(labels), generator, labels)
+        return lambda n: self.sample(n, generator)
 
 
 class Evaluation:
@@ -288,7 +275,7 @@ class Evaluation:
     def __call__(self) -> tuple[dict, float]:
         t0 = time.perf_counter()
         self.noise.manual_seed(self.seed)
-        metrics = self.evaluator.evaluate(lambda n: self.session.sample(n, self.noise))
+        metrics = self.evaluator.evaluate(self.session.sampler(self.noise))
         dt = time.perf_counter() - t0
         self.seconds += dt
         return metrics, dt

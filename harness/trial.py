@@ -63,7 +63,7 @@ def make_evaluator(exp: Experiment, device: str = "cpu"):
     try:
         evaluator = build(evaluator_name(exp), exp.dataset, e.n_samples, real_split=e.real_split,
                           device=str(device), weights_path=e.weights_path, data_root=exp.data.root,
-                          data_path=exp.data.path)
+                          data_path=exp.data.path, conditional=exp.conditional)
     except ValueError as err:   # e.g. toy2d on images, too few samples for the metrics
         raise ConfigError("eval.n_samples" if "n_samples" in str(err) else "eval.evaluator", str(err)) from None
     if exp.success_metric is not None and exp.success_metric not in evaluator.metric_names:
@@ -79,6 +79,8 @@ def real_data_score(exp: Experiment) -> float:
     import torch
     from .data import load_images, sample_mixture, to_unit_range
     evaluator = make_evaluator(exp)
+    if exp.conditional:   # real data asks for no label: the wrapped evaluator (config.py refuses label metrics)
+        evaluator = evaluator.base
     if get_dataset_spec(exp.dataset).kind == "toy2d":
         g = torch.Generator().manual_seed(0)
         sample = lambda n: sample_mixture(exp.dataset, n, g)   # noqa: E731
@@ -116,7 +118,7 @@ class Trial:
         e = self.experiment
         flat = {"trial_id": self.id, "arch_id": self.arch.id, "objective": self.objective,
                 "seed": self.seed, "dataset": e.dataset, "experiment": e.name,
-                "evaluator": evaluator_name(e)}
+                "evaluator": evaluator_name(e), "conditional": e.conditional}
         flat.update({f"arch.{k}": v for k, v in self.arch.to_dict().items()})
         for section in ("budget", "eval", "train", "data"):
             flat.update({f"{section}.{k}": v for k, v in dataclasses.asdict(getattr(e, section)).items()})

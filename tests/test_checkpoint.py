@@ -63,6 +63,16 @@ def test_resumed_trial_matches_an_uninterrupted_one(method, tmp_path):
     assert torch.equal(resumed.samples, whole.samples)
 
 
+def test_a_conditional_trial_resumes_exactly(tmp_path):
+    """G's label stream (conditional: true) is part of the state too."""
+    trial = toy_trial("gan", extra={"conditional": True})
+    whole = run_trial(trial)
+    resumed, _ = interrupted_then_resumed(trial, tmp_path, crash_at=40)
+    assert "on_requested_mode" in whole.metrics
+    assert json.dumps(resumed.history) == json.dumps(whole.history)
+    assert torch.equal(resumed.samples, whole.samples)
+
+
 def test_an_image_trial_resumes_exactly(tmp_path):
     """DCGAN with batch norm on Fashion-MNIST: the image data stream and conv nets."""
     arch = Arch(nonlin_g="relu", nonlin_d="lrelu", depth_g=4, depth_d=4, norm_g=True, norm_d=True,

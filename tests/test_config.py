@@ -110,3 +110,36 @@ def test_a_field_added_since_a_sweep_began_counts_as_its_default():
     assert experiment_diff(old, new) == []
     changed = from_dict({"train": {"checkpoint_every": 40}}).to_dict()
     assert experiment_diff(old, changed) == ["train.checkpoint_every: 0 -> 40"]
+
+
+@pytest.mark.parametrize("data,field,words", [
+    ({"conditional": "yes"}, "conditional", "expected bool"),
+    ({"dataset": "cifar10", "conditional": True}, "conditional", "evaluator 'inception' has no conditional metrics"),
+    ({"dataset": "fashion_mnist", "eval": {"evaluator": "inception"}, "conditional": True}, "conditional", "inception"),
+    ({"dataset": "ring8", "conditional": True, "objectives": ["gan", "gan+pack:2"]}, "objectives[1]",
+     "remedy 'pack' does not support conditional: true (a pack would mix samples of different labels"),
+    ({"dataset": "ring8", "conditional": True, "objectives": ["gan+unrolled:3"]}, "objectives[0]", "without labels"),
+    ({"dataset": "ring8", "conditional": True, "objectives": ["gan+feature-matching"]}, "objectives[0]", "'feature-"),
+    ({"dataset": "ring8", "conditional": True, "objectives": ["gan+minibatch-stddev"]}, "objectives[0]", "output layer"),
+    ({"dataset": "ring8", "conditional": True, "thresholds_relative": True, "thresholds": [0.5],
+      "success_metric": "on_requested_mode"}, "thresholds_relative", "use absolute thresholds"),
+])
+def test_conditional_combinations_we_do_not_support_are_named(data, field, words):
+    with pytest.raises(ConfigError) as err:
+        from_dict(data)
+    assert err.value.field == field and words in str(err.value)
+
+
+def test_conditional_needs_labels(monkeypatch):
+    from harness.data import DATASETS, DatasetSpec
+    monkeypatch.setitem(DATASETS, "blob", DatasetSpec("blob", "toy2d", 2, 1, 0, "one Gaussian, no labels"))
+    with pytest.raises(ConfigError, match="conditional: dataset 'blob' has no labels"):
+        from_dict({"dataset": "blob", "conditional": True})
+    assert not from_dict({"dataset": "blob"}).conditional
+
+
+def test_conditional_defaults_off_and_allows_input_remedies():
+    assert Experiment().conditional is False
+    e = from_dict({"dataset": "ring8", "conditional": True, "objectives": ["gan", "wgan-gp+instance-noise:0.1"]})
+    assert e.conditional and trials_of(e)[0].params()["conditional"] is True
+    assert from_dict({"dataset": "fashion_mnist", "conditional": True}).conditional   # fmnist-classifier by auto

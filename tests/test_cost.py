@@ -33,3 +33,35 @@ def test_estimate_is_within_a_quarter_of_the_exact_count(arch, objective):
     trial = Trial(from_dict({"objectives": [objective], "budget": {"batch_size": 16}}), arch, objective, 0)
     exact, estimate = exact_iteration_flops(trial), iteration_flops(trial)
     assert exact > 0 and estimate == pytest.approx(exact, rel=0.25), (exact, estimate)
+
+
+def exact_conditional_flops(trial: Trial) -> int:
+    from harness.conditional import ConditionalStep
+    from harness.data import get_dataset_spec
+    from harness.nets.conditional import build_conditional_discriminator, build_conditional_generator
+    exp, objective, arch = trial.experiment, trial.make_objective(), trial.arch
+    k, b, s = get_dataset_spec(exp.dataset).num_classes, exp.budget.batch_size, objective.settings
+    with torch.device("meta"):
+        G = build_conditional_generator(arch, data_shape(exp), z_dim(exp), k)
+        D = build_conditional_discriminator(arch, data_shape(exp), k, s.d_norm, spectral=s.spectral_norm)
+        step = ConditionalStep(G, D, objective, *objective.optimizers(G, D, False), k, None)
+        real = (torch.empty(b, *data_shape(exp)), torch.zeros(b, dtype=torch.long))
+        z = torch.empty(b, z_dim(exp))
+
+    def iteration():
+        for _ in range(s.n_critic):
+            step.discriminator(real, z)
+        step.generator(z)
+    return count_flops(iteration)
+
+
+@pytest.mark.parametrize("dataset", ["fashion_mnist", "ring8"])
+@pytest.mark.parametrize("objective", ["gan", "wgan-gp", "sngan+instance-noise"])
+def test_conditional_trials_are_priced_within_a_quarter(dataset, objective):
+    e = from_dict({"dataset": dataset, "conditional": True, "objectives": [objective], "budget": {"batch_size": 16}})
+    trial = Trial(e, ARCHS[0], objective, 0)
+    exact, estimate = exact_conditional_flops(trial), iteration_flops(trial)
+    plain = iteration_flops(Trial(from_dict({"dataset": dataset, "objectives": [objective],
+                                             "budget": {"batch_size": 16}}), ARCHS[0], objective, 0))
+    assert exact > 0 and estimate == pytest.approx(exact, rel=0.25), (exact, estimate)
+    assert estimate > plain   # the one-hot label widens G's input (and the 2D D's)

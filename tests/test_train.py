@@ -134,16 +134,3 @@ def test_equilibrium_diagnostics_are_logged(objective, keys):
     evaluated = [m for m in seen if "w1_exact_2k" in m]
     assert evaluated and evaluated[-1]["w1_exact_2k"] > 0
 
-
-def test_auto_precision_is_bf16_for_images_only_on_cpus_with_bf16_units(monkeypatch):
-    import harness.train as train
-    cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    monkeypatch.setattr(train, "native_bf16_cpu", lambda: True)
-    assert train.resolve_precision("auto", cpu, image=True) == torch.bfloat16
-    assert train.resolve_precision("auto", cpu, image=False) is None          # the 2D MLPs stay fp32
-    assert train.use_channels_last(cpu, True, torch.bfloat16) and not train.use_channels_last(cpu, True, None)
-    monkeypatch.setattr(train, "native_bf16_cpu", lambda: False)
-    assert train.resolve_precision("auto", cpu, image=True) is None
-    assert train.resolve_precision("auto", cuda, image=False) == torch.bfloat16
-    assert train.resolve_precision("fp32", cuda) is None and train.resolve_precision("bf16", cpu) == torch.bfloat16
-    assert train.use_channels_last(cuda, True, None) and not train.use_channels_last(cuda, False, torch.bfloat16)

@@ -13,7 +13,8 @@ import time
 import torch
 
 from .. import checkpoint
-from ..train import native_bf16_cpu, start_record
+from ..device import native_bf16_cpu
+from ..train import start_record
 from .plan import bench_arch
 from .runners import HarnessRunner, ReferenceRunner
 from .timing import count_flops

@@ -11,7 +11,8 @@ import torch
 from ..config import from_dict
 from ..nets import build_generator
 from ..record import FAILED
-from ..train import resolve_precision, run_trial
+from ..device import resolve_precision
+from ..train import run_trial
 from ..trial import Trial
 from .plan import OBJECTIVES, SHAPE, Z_DIM, Plan
 from .runners import make_runner, sync

@@ -15,13 +15,18 @@ def _f(x, digits=2):
     return f"{x:.{digits}f}"
 
 
+def cpu_speed_only(r: dict) -> str:
+    """The file of `bench --only cpu-speed`."""
+    hw = r["hardware"]
+    return "\n".join([f"# Benchmark: {hw['device_name']}, CPU at real size", "",
+                      f"- CPU: {hw['cpu_model']}, {hw['cpu_count']} cores; torch {hw['torch']}, Python {hw['python']}",
+                      f"- date: {hw['date']}; command: `{hw['command']}`; took {r['bench_seconds']:.0f} s"]
+                     + cpu_speed_markdown(r["cpu_speed"])) + "\n"
+
+
 def to_markdown(r: dict) -> str:
-    if "configs" not in r:          # bench --only cpu-speed
-        hw = r["hardware"]
-        return "\n".join([f"# Benchmark: {hw['device_name']}, CPU at real size", "",
-                          f"- CPU: {hw['cpu_model']}, {hw['cpu_count']} cores; torch {hw['torch']}, Python {hw['python']}",
-                          f"- date: {hw['date']}; command: `{hw['command']}`; took {r['bench_seconds']:.0f} s"]
-                         + cpu_speed_markdown(r["cpu_speed"])) + "\n"
+    if "configs" not in r:
+        return cpu_speed_only(r)
     hw, plan = r["hardware"], r["plan"]
     lines = [f"# Benchmark: {hw['device_name']}{' (CPU, reduced configuration)' if hw['device'] == 'cpu' else ''}", ""]
     lines += [f"- device: {hw['device']} — {hw['device_name']}; CPU: {hw['cpu_model']}, {hw['cpu_count']} cores",

@@ -4,6 +4,7 @@ Heavy imports (torch-fidelity, the classifier) happen only when an evaluator nee
 """
 
 from harness.evaluate.base import Evaluator, count_tag, default_cache_dir
+from harness.evaluate.conditional import LABEL_METRICS, ConditionalEvaluator
 from harness.evaluate.registry import (
     EVALUATORS,
     EvaluatorUnavailable,
@@ -27,6 +28,8 @@ def check_classifier(dataset: str = "fashion_mnist", **kw) -> dict:
 
 __all__ = [
     "EVALUATORS",
+    "LABEL_METRICS",
+    "ConditionalEvaluator",
     "Evaluator",
     "EvaluatorUnavailable",
     "UnknownEvaluator",

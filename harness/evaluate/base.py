@@ -43,6 +43,12 @@ def draw_samples(sample_fn: SampleFn, n: int, chunk: int = CHUNK) -> Tensor:
     return torch.cat(out)
 
 
+def balanced_labels(n: int, n_classes: int, device="cpu") -> Tensor:
+    """0, 1, ..., K-1, 0, 1, ...: the labels a conditional G is asked for at evaluation and for
+    the final samples (equal shares, no randomness: every evaluation asks the same)."""
+    return torch.arange(n, device=device) % n_classes
+
+
 class Evaluator(ABC):
     """Measures a generator through `sample_fn(n) -> float [-1, 1] tensor`; knows its collapse rule."""
 

@@ -37,9 +37,20 @@ def default_evaluator_for(dataset: str) -> str:
 
 def make_evaluator(name: str, dataset: str, n_samples: int, real_split: str = "train", device="cpu",
                    weights_path=None, cache_dir=None, data_root=None, data_path=None,
-                   kid_subsets: int | None = None) -> Evaluator:
+                   kid_subsets: int | None = None, conditional: bool = False) -> Evaluator:
     """Build an evaluator; data_root/data_path are passed to data.load_images for the real images;
-    kid_subsets=None keeps fidelity.KID_SUBSETS."""
+    kid_subsets=None keeps fidelity.KID_SUBSETS; conditional adds the label metrics
+    (evaluate.conditional) and asks G for labels."""
+    evaluator = _make(name, dataset, n_samples, real_split, device, weights_path, cache_dir, data_root, data_path,
+                      kid_subsets)
+    if not conditional:
+        return evaluator
+    from harness.evaluate.conditional import ConditionalEvaluator
+    return ConditionalEvaluator(evaluator, get_dataset_spec(dataset).num_classes)
+
+
+def _make(name, dataset, n_samples, real_split, device, weights_path, cache_dir, data_root, data_path,
+          kid_subsets) -> Evaluator:
     if name not in EVALUATORS:
         raise UnknownEvaluator(f"unknown evaluator {name!r}; valid names: {', '.join(EVALUATORS)}")
     if name == "toy2d":

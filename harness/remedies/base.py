@@ -29,6 +29,10 @@ class Remedy:
     # forward passes (in forward-pass equivalents) a G step costs
     d_batch_share = 1.0
     extra_g_step_d_forwards = 0
+    # conditional training (harness.conditional) passes labels beside x; a remedy must say it
+    # works with them, or why not (the config error quotes it)
+    conditional_ok = False
+    conditional_problem = "not checked with labels"
 
     def __init__(self, arg=None):
         self.arg = self.default if arg is None else arg

@@ -28,6 +28,7 @@ class MinibatchStdDev(Remedy):
     name = "minibatch-stddev"
     summary = "the batch's feature spread as an extra input to D's output layer"
     source = "Karras et al. 2018, Progressive growing of GANs, sec. 3 (after Salimans et al. 2016)"
+    conditional_problem = "it rewrites D's output layer, which the projection discriminator splits"
 
     def wrap_discriminator(self, D):
         *body, head = list(D)
@@ -59,6 +60,7 @@ class FeatureMatching(Remedy):
     extra_g_step_d_forwards = 3     # D's features of the real batch, and their backward
     summary = "G matches the mean of D's last hidden features on real and fake"
     source = "Salimans et al. 2016, Improved techniques for training GANs, sec. 3.1"
+    conditional_problem = "it reads D's features without labels"
     replaces_g_loss = True
     needs_real_in_g_step = True
 
@@ -80,6 +82,7 @@ class Unrolled(Remedy):
     summary = "G's loss through D unrolled K steps ahead (gradients through the unrolling)"
     arg_name, arg_type, default = "K, lookahead steps", int, 5
     source = "Metz et al. 2017, Unrolled generative adversarial networks"
+    conditional_problem = "its lookahead calls D without labels"
     replaces_g_loss = True
     needs_real_in_g_step = True
 

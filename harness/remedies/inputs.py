@@ -16,6 +16,7 @@ class Pack(Remedy):
     summary = "D judges M samples at once, real with real, fake with fake"
     arg_name, arg_type, default = "M, samples per packed input", int, 2
     source = "Lin et al. 2018, PacGAN"
+    conditional_problem = "a pack would mix samples of different labels under one D(x, y)"
 
     @property
     def d_batch_share(self):
@@ -48,6 +49,7 @@ class InstanceNoise(Remedy):
     summary = "Gaussian noise on D's inputs, annealed linearly to zero over the budget"
     arg_name, arg_type, default = "SIGMA, the initial noise std (data in [-1, 1])", float, 0.1
     source = "Sonderby et al. 2016, Amortised MAP inference for image super-resolution, sec. 3.2"
+    conditional_ok = True           # noise on x; the label is untouched
 
     def validate(self):
         if not 0 < self.arg < float("inf"):

@@ -19,7 +19,7 @@ def _positive(x) -> bool:
 
 
 def test_quick_cpu_bench_writes_every_figure(tmp_path):
-    from harness.train import native_bf16_cpu
+    from harness.device import native_bf16_cpu
     # The quick CPU plan, shrunk further so the test stays short: the larger config only,
     # whose depth-20 wgan-gp is the slowest figure; every figure is still produced.
     plan = dict(batch=4, filter_div=32, budget_s=0.2, min_iters=1, eval_n=100, trial_iters=2,
@@ -48,7 +48,7 @@ def test_quick_cpu_bench_writes_every_figure(tmp_path):
                 # scheduling, so it is reported (agg["overlap"]), not asserted
                 assert _positive(agg["its_per_s"]) and _positive(agg["tflops"]), (key, impl, agg)
             assert x["alone_peak_share"] is None   # no peak for a CPU: TFLOP/s only
-        # precision auto: bf16 autocast where the CPU has bf16 units (harness.train.resolve_precision)
+        # precision auto: bf16 autocast where the CPU has bf16 units (harness.device.resolve_precision)
         assert row["harness"]["precision"] == ("bf16-autocast" if native_bf16_cpu() else "fp32")
         assert row["reference"]["precision"] == "fp32"
         for ratio in ["ratio_alone"] + [f"ratio_aggregate_{n}" for n in procs]:
@@ -119,7 +119,7 @@ def test_bf16_autocast_step_agrees_with_fp32(objective):
 def test_cpu_speed_section_measures_every_path(tmp_path):
     from harness.bench.cpu_speed import cpu_speed_markdown, measure_cpu_speed
     from harness.bench.runners import resident_images
-    from harness.train import native_bf16_cpu
+    from harness.device import native_bf16_cpu
     r = measure_cpu_speed(resident_images(torch.device("cpu")), lambda m: None, objectives=("gan",),
                           seconds_per_block=0.2, rounds=1)
     paths = r["objectives"]["gan"]["paths"]

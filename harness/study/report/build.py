@@ -134,7 +134,8 @@ def _header(doc: Document, name: str, df: pd.DataFrame, exp: dict, parent_runs, 
     doc.p(f"{exp.get('description') or ''}".strip() or f"Experiment {exp.get('name')}.")
     shards = ", ".join(f"{r.data.tags.get('shard', '?')} ({r.info.status.lower()})" for r in parent_runs)
     evaluator = df["evaluator"].iloc[0] if "evaluator" in df and len(df) else exp["eval"]["evaluator"]
-    doc.p(f"Dataset {exp['dataset']}; objectives {', '.join(exp['objectives'])}; seeds {exp['seeds']}; "
+    mode = "conditional on the labels, G(z, y) and D(x, y); " if exp.get("conditional") else ""
+    doc.p(f"Dataset {exp['dataset']}; {mode}objectives {', '.join(exp['objectives'])}; seeds {exp['seeds']}; "
           f"{exp['budget']['iterations']} generator iterations at batch {exp['budget']['batch_size']}; "
           f"evaluator {evaluator} with {exp['eval']['n_samples']} samples. Trials recorded: {len(df)}. "
           f"Sweep runs (shards): {shards}.")

@@ -139,15 +139,14 @@ def run_sweep(experiment_path: str | Path, name: str | None = None, resume: bool
             client.update_run(parent_id, status="RUNNING")
             store.set_tags(client, parent_id, {"resumed": time.strftime("%Y-%m-%d %H:%M:%S")})
         todo = [t for t in trials if t.id not in kept]
-        print(f"[{label}] {len(trials)} trials ({len(kept)} already done, {len(todo)} to run"
-              + (f", {len(checkpoints)} from a checkpoint" if checkpoints else "") + "); "
+        resumed = f", {len(checkpoints)} from a checkpoint" if checkpoints else ""
+        print(f"[{label}] {len(trials)} trials ({len(kept)} already done, {len(todo)} to run{resumed}); "
               f"MLflow {store.tracking_uri()}, experiment {sweep!r}, parent run {parent_id}", file=sys.stderr)
         runs = store.ChildRuns(client, exp_id, parent_id, sweep, shard_label)
         status = "FAILED"
         try:
             if todo:
-                fit(exp, exp_dict, longest_first(exp, todo), resources, runs, label, f"{sweep}-{i}of{n}",
-                    {tid: c["path"] for tid, c in checkpoints.items()})
+                fit(exp, exp_dict, longest_first(exp, todo), resources, runs, label, f"{sweep}-{i}of{n}", checkpoints)
             status = "FINISHED"
         except KeyboardInterrupt:
             status = "KILLED"
@@ -165,10 +164,10 @@ def run_sweep(experiment_path: str | Path, name: str | None = None, resume: bool
 
 
 def fit(exp: Experiment, exp_dict: dict, todo: list[Trial], resources, runs, label: str, run_name: str,
-        resume_from: dict[str, str]) -> None:
+        checkpoints: dict[str, dict]) -> None:
     """One Tune experiment over `todo`, recorded into `runs` as it goes; trials in
-    `resume_from` continue from that checkpoint. Tune keeps each trial's latest checkpoint
-    (and restores it when it retries a trial)."""
+    `checkpoints` (trial id -> {"path", "iteration"}) continue from that checkpoint. Tune
+    keeps each trial's latest checkpoint (and restores it when it retries a trial)."""
     from ray import tune
     states = TrialStates()
     callbacks = [Recorder({t.id: t for t in todo}, runs, states, exp.train.keep_checkpoints),
@@ -177,8 +176,8 @@ def fit(exp: Experiment, exp_dict: dict, todo: list[Trial], resources, runs, lab
     storage = os.environ.get("HARNESS_RAY_STORAGE") or str(Path.cwd() / ".ray_results")
     tuner = tune.Tuner(
         trainable,
-        param_space={"trial": tune.grid_search([trial_config(t, exp.resources.cpus_per_trial, resume_from.get(t.id))
-                                                for t in todo])},
+        param_space={"trial": tune.grid_search([
+            trial_config(t, exp.resources.cpus_per_trial, checkpoints.get(t.id, {}).get("path")) for t in todo])},
         tune_config=tune.TuneConfig(trial_name_creator=trial_id_of, trial_dirname_creator=trial_dirname_of,
                                     reuse_actors=True),
         run_config=tune.RunConfig(

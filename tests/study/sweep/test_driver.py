@@ -57,6 +57,7 @@ BAD = {
     "metric the evaluator lacks": ({"success_metric": "fid5k_train_inception"}, "success_metric"),
     "unknown success rule": ({"success_rule": "lenient"}, "success_rule"),
     "unknown init": ({"train": {"init": "xavier"}}, "train.init"),
+    "conditional with packing": ({"conditional": True, "objectives": ["gan", "gan+pack:2"]}, "objectives[1]"),
 }
 
 
@@ -283,3 +284,10 @@ def test_relative_thresholds_are_fractions_of_the_real_score(project, write_expe
     r = run_harness("report", "relative")
     assert r.returncode == 0, r.stderr
     assert "0.5 x real = 4" in (project / "results" / "relative" / "report.md").read_text()
+
+
+def test_dry_run_times_a_conditional_image_trial(tiny_fmnist):
+    """The dry run's random images come with labels, which a conditional trial reads."""
+    from harness.study.sweep.dry_run import seconds_per_iteration
+    trial = trials_of(from_dict({**tiny_fmnist, "conditional": True}))[0]
+    assert seconds_per_iteration(trial, threads=1) > 0
