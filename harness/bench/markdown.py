@@ -20,7 +20,8 @@ def cpu_speed_only(r: dict) -> str:
     hw = r["hardware"]
     return "\n".join([f"# Benchmark: {hw['device_name']}, CPU at real size", "",
                       f"- CPU: {hw['cpu_model']}, {hw['cpu_count']} cores; torch {hw['torch']}, Python {hw['python']}",
-                      f"- date: {hw['date']}; command: `{hw['command']}`; took {r['bench_seconds']:.0f} s"]
+                      f"- date: {hw['date']}; command: `{hw['command']}`; took {r['bench_seconds']:.0f} s; "
+                      f"load average at the start {hw.get('load_average_1m', float('nan')):.2f}"]
                      + cpu_speed_markdown(r["cpu_speed"])) + "\n"
 
 

@@ -39,7 +39,8 @@ def hardware(device: torch.device) -> dict:
           "python": sys.version.split()[0],
           "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
           "command": provenance.command_line() if "harness" in " ".join(sys.argv) else "harness.bench.run_bench",
-          "peak_key": None, "peak_tflops": None}
+          "peak_key": None, "peak_tflops": None,
+          "load_average_1m": os.getloadavg()[0]}   # other work on the machine skews every figure
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
         hw.update(gpu_memory_gib=props.total_memory / 2**30, sm_count=props.multi_processor_count)
