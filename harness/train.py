@@ -259,8 +259,36 @@ class Session:
         return torch.cat(chunks)
 
 
+def probability_critic(step: GANStep) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """D's probability that each point is real, for evaluators that compare D with the optimal
+    D* (`Evaluator.wants_critic`); None where that comparison has no meaning: the objective's
+    output is no such probability (`Objective.d_probability`), a remedy makes D judge more than
+    one sample (`Remedy.d_judges_one_sample`: packing, instance noise, the batch's spread), or
+    D has batch norm (its output depends on the batch it is in). D runs in eval mode, so that
+    the call changes nothing (spectral norm's power iteration), and is restored after."""
+    if step.objective.d_probability(torch.zeros(1)) is None:
+        return None
+    if not all(r.d_judges_one_sample for r in step.remedies):
+        return None
+    if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in step.D.modules()):
+        return None
+    device = next(step.D.parameters()).device
+
+    def critic(x: torch.Tensor) -> torch.Tensor:
+        was_training = step.D.training
+        step.D.eval()
+        try:
+            with torch.no_grad(), step.autocast():
+                out = step.D(x.to(device)).float()
+        finally:
+            step.D.train(was_training)
+        return step.objective.d_probability(out).cpu()
+    return critic
+
+
 class Evaluation:
-    """The trial's evaluator on fixed noise: the same z at every evaluation, timed."""
+    """The trial's evaluator on fixed noise: the same z at every evaluation, timed. Evaluators
+    that ask for it (`wants_critic`) also get D's probability (`probability_critic`)."""
 
     def __init__(self, session: Session):
         self.session = session
@@ -268,11 +296,14 @@ class Evaluation:
         self.seed = session.seeds["eval"]
         self.noise = torch.Generator(device=session.device).manual_seed(self.seed)
         self.seconds = 0.0
+        self.critic = probability_critic(session.step) if self.evaluator.wants_critic else None
 
     def __call__(self) -> tuple[dict, float]:
         t0 = time.perf_counter()
         self.noise.manual_seed(self.seed)
-        metrics = self.evaluator.evaluate(lambda n: self.session.sample(n, self.noise))
+        sample = lambda n: self.session.sample(n, self.noise)   # noqa: E731
+        metrics = (self.evaluator.evaluate(sample) if self.critic is None
+                   else self.evaluator.evaluate(sample, critic=self.critic))
         dt = time.perf_counter() - t0
         self.seconds += dt
         return metrics, dt

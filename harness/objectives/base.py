@@ -80,6 +80,12 @@ class Objective:
         output on real and generated batches by default; each family says more."""
         return {"d_mean_real": d_real.mean(), "d_mean_fake": d_fake.mean()}
 
+    def d_probability(self, output: torch.Tensor) -> torch.Tensor | None:
+        """D's output mapped to the quantity whose optimum is D*(x) = p_data / (p_data + p_g), or
+        None where the objective has no such optimum (the default: Wasserstein critics, hinge).
+        Evaluators compare it with D* (evaluate/kde.py) where p_data and p_g are known."""
+        return None
+
     def penalty(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor | None:
         """An extra D loss term that needs D itself (the gradient penalty), or None."""
         return None

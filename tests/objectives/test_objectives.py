@@ -120,3 +120,26 @@ def test_d_weight_decay_follows_d_normalization_for_every_objective(name):
         return step.opt_d.param_groups[0]["weight_decay"], has_norm
     assert decay(False) == (0.0, False)
     assert decay(True) == ((0.0, False) if name == "sngan" else (1e-3, True))
+
+
+def test_d_probability_is_declared_where_the_optimum_is_p_over_p_plus_q():
+    """gan, gan-minimax, fgan-js: sigmoid of the output; lsgan (targets 0/1): the output itself;
+    everything else: None (no probability with that optimum)."""
+    out = torch.tensor([[-2.0], [0.0], [3.0]])
+    expected = {"gan": torch.sigmoid(out), "gan-minimax": torch.sigmoid(out), "fgan-js": torch.sigmoid(out),
+                "lsgan": out}
+    for name in OBJECTIVES:
+        got = get_objective(name).d_probability(out)
+        if name in expected:
+            assert torch.allclose(got, expected[name]), name
+        else:
+            assert got is None, name
+
+
+def test_fgan_js_probability_is_its_optimal_t():
+    """T = g_f(v) = log 2 - softplus(-v) at the optimum equals f'(p/q) = log(2p / (p + q)):
+    so sigmoid(v) = p / (p + q)."""
+    obj = get_objective("fgan-js")
+    v = torch.linspace(-5, 5, 11)
+    p_over_q = obj.d_probability(v) / (1 - obj.d_probability(v))
+    assert torch.allclose(obj.activation(v), torch.log(2 * p_over_q / (p_over_q + 1)), atol=1e-5)
