@@ -143,3 +143,42 @@ def test_fgan_js_probability_is_its_optimal_t():
     v = torch.linspace(-5, 5, 11)
     p_over_q = obj.d_probability(v) / (1 - obj.d_probability(v))
     assert torch.allclose(obj.activation(v), torch.log(2 * p_over_q / (p_over_q + 1)), atol=1e-5)
+
+
+def test_settings_in_a_method_name_build_one_objective_at_several_settings():
+    from harness.config import from_dict
+    from harness.objectives import family_of, parse_settings
+    from harness.trial import trials_of
+    assert parse_settings("gan-minimax@n_critic=25") == ("gan-minimax", {"n_critic": 25})
+    assert parse_settings("gan@lr_d=1e-3@spectral_norm=true@optimizer=rmsprop") == (
+        "gan", {"lr_d": 1e-3, "spectral_norm": True, "optimizer": "rmsprop"})
+    assert family_of("gan-minimax@n_critic=25+pack:2") == "gan-minimax"
+    e = from_dict({"dataset": "ring8", "space": {"n": 1},
+                   "objectives": ["gan", "gan@n_critic=5", "gan@n_critic=25+pack:2"],
+                   "objective_overrides": {"gan": {"lr_d": 1e-3, "n_critic": 2}}})
+    plain, five, packed = trials_of(e)
+    assert [t.make_objective().settings.n_critic for t in (plain, five, packed)] == [2, 5, 25]   # the name wins
+    assert all(t.make_objective().settings.lr_d == 1e-3 for t in (plain, five, packed))      # overrides hold
+    assert five.id.endswith("-gan@n_critic=5-s0") and five.params()["objective"] == "gan@n_critic=5"
+    assert five.params()["objective.n_critic"] == 5 and five.make_objective().method == "gan@n_critic=5"
+    assert [r.name for r in packed.make_objective().remedies] == ["pack"]
+
+
+@pytest.mark.parametrize("method,message", [
+    ("gan@n_crit=5", "unknown objective setting 'n_crit'"),
+    ("gan@n_critic=2.5", "n_critic must be an int"),
+    ("gan@n_critic=0", "n_critic: must be a finite number > 0"),
+    ("gan@n_critic", "written @NAME=VALUE"),
+    ("gan@n_critic=", "written @NAME=VALUE"),
+    ("gan@n_critic=2@n_critic=3", "given twice"),
+    ("gan@lr_d=fast", "lr_d must be a float"),
+    ("gan@lr_d=nan", "lr_d: must be a finite number"),
+    ("gan@spectral_norm=yes", "spectral_norm must be a bool"),
+    ("gan@optimizer=sgd", "optimizer: 'sgd' is not one of"),
+    ("gann@n_critic=5", "unknown objective 'gann'"),
+])
+def test_bad_settings_in_a_method_name_are_config_errors(method, message):
+    from harness.config import ConfigError, from_dict
+    with pytest.raises(ConfigError, match=message) as err:
+        from_dict({"dataset": "ring8", "objectives": ["gan", method]})
+    assert err.value.field == "objectives[1]"
