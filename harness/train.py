@@ -296,14 +296,15 @@ class Evaluation:
         self.seed = session.seeds["eval"]
         self.noise = torch.Generator(device=session.device).manual_seed(self.seed)
         self.seconds = 0.0
-        self.critic = probability_critic(session.step) if self.evaluator.wants_critic else None
 
     def __call__(self) -> tuple[dict, float]:
         t0 = time.perf_counter()
         self.noise.manual_seed(self.seed)
         sample = lambda n: self.session.sample(n, self.noise)   # noqa: E731
-        metrics = (self.evaluator.evaluate(sample) if self.critic is None
-                   else self.evaluator.evaluate(sample, critic=self.critic))
+        # built at each call from the session's current step, which a restored checkpoint may replace
+        critic = probability_critic(self.session.step) if self.evaluator.wants_critic else None
+        metrics = (self.evaluator.evaluate(sample) if critic is None
+                   else self.evaluator.evaluate(sample, critic=critic))
         dt = time.perf_counter() - t0
         self.seconds += dt
         return metrics, dt
