@@ -1,17 +1,20 @@
 """KL, reverse KL and JS between a 2D mixture and a generator, and the optimal D, by a KDE.
 
-p_data is known exactly (data.mixture_modes: K equal Gaussians, isotropic std); p_g is a
-Gaussian kernel density estimate (scipy.stats.gaussian_kde) of the generated points. The
+p_data is known exactly (data.mixture_modes: K equal Gaussians, isotropic std); p_g is an
+isotropic Gaussian kernel density estimate of the generated points (`IsotropicKDE`). The
 expectations are Monte Carlo averages: over exact data points for E_p_data, over generated
 points *not used to fit the KDE* for E_p_g (a point's own kernel would inflate log p_g there).
 
-Bandwidth rule: gaussian_kde's kernel is the sample covariance times factor^2. Scott's rule
-(factor n^(-1/6), 0.30 for 1,250 points) is far too wide for well-separated modes: on ring8
-it gives a kernel std of about 0.4 against a mode std of 0.02, and a held-out log-likelihood
-of -2.2 nats against 2.85 at the best factor. So the factor is chosen from
-BANDWIDTH_FACTORS by the held-out log-likelihood of the generated points (likelihood
-cross-validation), which needs no knowledge of p_data and adapts to a collapsed G (whose
-covariance is tiny) as well as to a spread one.
+Bandwidth rule: one kernel std h for both coordinates, chosen from BANDWIDTHS (2^-10 .. 2^0)
+by the *median* log-likelihood of held-out generated points. Why not scipy.stats.gaussian_kde
+with Scott's rule: its kernel is the sample covariance times a factor, so on ring8 Scott's
+factor (0.30) gives a kernel std of about 0.4 against a mode std of 0.02; with the factor
+chosen by held-out likelihood it still takes the covariance's shape, and for G on two modes
+that is a needle along the line between them, which made JS read anywhere from 0.05 to 0.43
+on four draws of the same G (measured). Why the median: a held-out point far from every fit
+point (a stray sample of a G that is mostly on the modes) costs -d^2 / 2h^2 nats, so the mean
+log-likelihood chooses a kernel wide enough for the strays and smears the modes (measured:
+2% of samples uniform on the square turned JS from 0.4 to 0).
 
 All values in nats. JS uses the mixture M = (p_data + p_g) / 2 from both sets; pointwise
 each of its terms is at most log 2, and the estimate is clipped to [0, log 2] (it can dip
@@ -27,10 +30,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-# Candidate kernel factors, a factor 2 apart: 0.5 (above Scott's rule, for a single blob) down to 0.002
-# (a kernel 0.1x the mode std of a ring8 G spread like the data).
-BANDWIDTH_FACTORS = tuple(2.0 ** -k for k in range(1, 10))
+# Candidate kernel stds, a factor 2 apart: 1 (a spread G on these [-4, 4] mixtures) down to
+# 0.001 (a twentieth of ring8's mode std, for a G collapsed tighter than a mode).
+BANDWIDTHS = tuple(2.0 ** -k for k in range(0, 11))
 KDE_POINTS = 2000   # generated points fitting the KDE, and held out, at most each
+DEFENSIVE_WEIGHT = 0.01   # p_g's share given to the widest kernel (IsotropicKDE): a 0.01-nat bias in the modes
 BANDWIDTH_POINTS = 500   # held-out points that choose the factor: a third of the cost at 2,500 samples
 LOG2 = math.log(2.0)
 
@@ -43,13 +47,35 @@ def mixture_logpdf(x: np.ndarray, centers: np.ndarray, std: float) -> np.ndarray
     return (m + np.log(np.exp(log_comp - m).sum(axis=1, keepdims=True)))[:, 0] - math.log(len(centers))
 
 
-def fit_kde(fit: np.ndarray, held: np.ndarray):
-    """The KDE of `fit` (n x 2) with the factor that maximizes the mean log-likelihood of the
-    first BANDWIDTH_POINTS of `held`."""
-    from scipy.stats import gaussian_kde
+class IsotropicKDE:
+    """p_g(x) = (1 - w) mean_j N(x; y_j, h^2 I) + w mean_j N(x; y_j, H^2 I) over the fit points
+    y_j, in log space: the kernel of std h, plus a defensive share w = DEFENSIVE_WEIGHT of the
+    widest kernel H. The defensive share is for sparse samples: a held-out stray far from every
+    fit point would otherwise get log p_g = -d^2 / 2h^2 (thousands of nats at h = 0.002), below
+    even p_data's thin tails, and one such point sends the JS estimate to minus infinity."""
+
+    def __init__(self, points: np.ndarray, h: float):
+        self.points, self.h = torch.from_numpy(points), h
+        self.factor = h        # the bandwidth, as the metric kde_bandwidth reports it
+
+    def _log_kernel(self, x: torch.Tensor, h: float) -> torch.Tensor:
+        sq = torch.cdist(x, self.points) ** 2
+        return torch.logsumexp(-sq / (2 * h ** 2), dim=1) - math.log(len(self.points) * 2 * math.pi * h ** 2)
+
+    def logpdf(self, x: np.ndarray) -> np.ndarray:
+        """log p_g at n points (the scipy name and orientation: x is passed as 2 x n)."""
+        x = torch.from_numpy(np.ascontiguousarray(x.T))
+        narrow = self._log_kernel(x, self.h) + math.log1p(-DEFENSIVE_WEIGHT)
+        wide = self._log_kernel(x, max(BANDWIDTHS)) + math.log(DEFENSIVE_WEIGHT)
+        return torch.logaddexp(narrow, wide).numpy()
+
+
+def fit_kde(fit: np.ndarray, held: np.ndarray) -> IsotropicKDE:
+    """The KDE of `fit` (n x 2) with the kernel std that maximizes the mean log-likelihood of
+    the first BANDWIDTH_POINTS of `held`."""
     best, best_ll = None, -math.inf
-    for factor in BANDWIDTH_FACTORS:
-        kde = gaussian_kde(fit.T, bw_method=factor)
+    for h in BANDWIDTHS:
+        kde = IsotropicKDE(fit, h)
         ll = float(kde.logpdf(held[:BANDWIDTH_POINTS].T).mean())
         if ll > best_ll:
             best, best_ll = kde, ll
@@ -66,7 +92,7 @@ class Densities:
     factor: float
     data: np.ndarray
     gen: np.ndarray
-    kde: object = None     # the fitted scipy.stats.gaussian_kde (p_g)
+    kde: object = None     # the fitted IsotropicKDE (p_g)
 
     def divergences(self) -> dict[str, float]:
         lm_data = np.logaddexp(self.log_p_data, self.log_g_data)     # log(2 M) at data points
@@ -75,7 +101,7 @@ class Densities:
         return {"kl_data_gen_kde": float((self.log_p_data - self.log_g_data).mean()),
                 "kl_gen_data_kde": float((self.log_g_gen - self.log_p_gen).mean()),
                 "js_kde": float(min(max(js, 0.0), LOG2)),
-                "kde_factor": float(self.factor)}
+                "kde_bandwidth": float(self.factor)}
 
     def optimal_d(self) -> tuple[np.ndarray, np.ndarray]:
         """D*(x) = p_data / (p_data + p_g) (Goodfellow et al. 2014, Prop. 1) at data and generated points."""
@@ -86,19 +112,13 @@ class Densities:
 
 def densities(gen: torch.Tensor, data: torch.Tensor, centers: torch.Tensor, std: float) -> Densities | None:
     """Fit p_g on the first half of the finite generated points (at most KDE_POINTS), hold out
-    the rest; None when there are too few points or they span no area (a KDE needs a
-    non-singular covariance: a G that outputs one point or one line)."""
+    the rest; None when there are fewer than 3 points to fit."""
     gen = gen[torch.isfinite(gen).all(dim=1)].double().numpy()
     half = min(len(gen) // 2, KDE_POINTS)
     if half < 3:
         return None
     fit, held = gen[:half], gen[half: 2 * half]
-    try:
-        kde = fit_kde(fit, held)
-    except (np.linalg.LinAlgError, ValueError):
-        return None
-    if kde is None:
-        return None
+    kde = fit_kde(fit, held)
     x = data.double().numpy()
     c = centers.double().numpy()
     return Densities(mixture_logpdf(x, c, std), kde.logpdf(x.T), mixture_logpdf(held, c, std), kde.logpdf(held.T),

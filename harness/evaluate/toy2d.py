@@ -15,7 +15,7 @@ its metric code):
   2,000 exact data samples, by optimal assignment (scipy.optimize.linear_sum_assignment on
   the Euclidean cost matrix): what WGAN's critic estimates, measured without a critic.
 - `kl_data_gen_kde` = KL(p_data || p_g), `kl_gen_data_kde` = KL(p_g || p_data), `js_kde` (nats,
-  at most log 2), `kde_factor` (the KDE's bandwidth factor): p_data exact, p_g by a kernel
+  at most log 2), `kde_bandwidth` (the KDE's kernel std): p_data exact, p_g by a kernel
   density estimate of the generated points (evaluate/kde.py, which states the bandwidth rule);
 - `d_gap_mean_abs`: mean |D(x) - D*(x)| with D* = p_data / (p_data + p_g), when the trainer
   passes a critic (only for objectives whose D output is a probability with that optimum, and
@@ -77,7 +77,7 @@ def toy2d_metrics(x: torch.Tensor, centers: torch.Tensor, std: float, min_hq_per
     return metrics
 
 
-KDE_METRICS = ("kl_data_gen_kde", "kl_gen_data_kde", "js_kde", "kde_factor")
+KDE_METRICS = ("kl_data_gen_kde", "kl_gen_data_kde", "js_kde", "kde_bandwidth")
 
 
 def kde_metrics(x, reference, centers, std, critic: CriticFn | None = None) -> dict[str, float]:

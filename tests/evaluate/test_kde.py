@@ -64,7 +64,7 @@ def test_one_mode_gives_log_k_and_the_analytic_js(seed):
     g = torch.Generator().manual_seed(seed)
     m = ev.evaluate(lambda n: centers[3] + std * torch.randn(n, 2, generator=g))
     assert m["kl_gen_data_kde"] == pytest.approx(math.log(8), abs=0.1)
-    assert m["kl_data_gen_kde"] > 100      # 7 modes with no generated mass: infinite in theory
+    assert m["kl_data_gen_kde"] > 5        # 7 modes with no generated mass: infinite in theory, 11.7 by the KDE
     assert m["js_kde"] == pytest.approx(one_of_k_js(8), abs=0.04)
     assert m["js_kde"] < LOG2
 
