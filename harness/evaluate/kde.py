@@ -5,16 +5,14 @@ isotropic Gaussian kernel density estimate of the generated points (`IsotropicKD
 expectations are Monte Carlo averages: over exact data points for E_p_data, over generated
 points *not used to fit the KDE* for E_p_g (a point's own kernel would inflate log p_g there).
 
-Bandwidth rule: one kernel std h for both coordinates, chosen from BANDWIDTHS (2^-10 .. 2^0)
-by the *median* log-likelihood of held-out generated points. Why not scipy.stats.gaussian_kde
-with Scott's rule: its kernel is the sample covariance times a factor, so on ring8 Scott's
-factor (0.30) gives a kernel std of about 0.4 against a mode std of 0.02; with the factor
-chosen by held-out likelihood it still takes the covariance's shape, and for G on two modes
-that is a needle along the line between them, which made JS read anywhere from 0.05 to 0.43
-on four draws of the same G (measured). Why the median: a held-out point far from every fit
-point (a stray sample of a G that is mostly on the modes) costs -d^2 / 2h^2 nats, so the mean
-log-likelihood chooses a kernel wide enough for the strays and smears the modes (measured:
-2% of samples uniform on the square turned JS from 0.4 to 0).
+Bandwidth rule: one kernel std h for both coordinates, chosen from BANDWIDTHS (2^0 .. 2^-10)
+by the mean log-likelihood of held-out generated points, with a defensive 1% share of the
+widest kernel (IsotropicKDE says why). Why not scipy.stats.gaussian_kde: its kernel is the
+sample covariance times a factor, so on ring8 Scott's factor (0.30) gives a kernel std of
+about 0.4 against a mode std of 0.02; with the factor chosen by held-out likelihood it still
+takes the covariance's shape, and for G on two modes that is a needle along the line between
+them, which made JS read 0 to 0.41 on four draws of the same G (measured). Without the
+defensive share, 2% of samples spread over the square turned JS from 0.56 to 0 (measured).
 
 All values in nats. JS uses the mixture M = (p_data + p_g) / 2 from both sets; pointwise
 each of its terms is at most log 2, and the estimate is clipped to [0, log 2] (it can dip
