@@ -126,10 +126,11 @@ def _equilibrium_section(doc: Document, client, df: pd.DataFrame, objectives, ou
     doc.p("Mean over up to 10 trials per objective: D's probability on real and generated samples "
           "(1/2 at the GAN equilibrium, dashed), the critic's W1 estimate (Wasserstein objectives), the "
           "f-divergence bound (f-GAN), and on the 2D mixtures the true W1 by optimal transport, JS and "
-          "both KLs with p_g by a kernel density estimate (JS at most log 2, dashed; KLs on a symlog "
-          "scale) and D's mean distance from the optimal D* = p_data / (p_data + p_g) (objectives whose "
-          "D is a probability with that optimum, D judging single samples), so that a reader sees which "
-          "divergence each objective drove down; then the losses and G's gradient norm.")
+          "both KLs with p_g by a kernel density estimate (JS at most log 2, dashed) and D's mean "
+          "distance from the optimal D* = p_data / (p_data + p_g) (objectives whose D is a probability "
+          "with that optimum, D judging single samples), so that a reader sees which divergence each "
+          "objective drove down; then the losses and G's gradient norm. KLs and gradient norms on a "
+          "symlog scale.")
     doc.img(str(path.relative_to(out)), "the game over training")
 
 

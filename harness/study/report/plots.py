@@ -79,8 +79,8 @@ def plot_factor_effects(effects: pd.DataFrame, objectives, threshold: float, pat
 # reference lines a reader compares the curves with: the GAN equilibrium D(x) = 1/2
 # and the largest JS, log 2 (disjoint supports)
 REFERENCES = {"d_prob_real": 0.5, "d_prob_fake": 0.5, "js_kde": 0.6931471805599453}
-# metrics spanning orders of magnitude (a KL of thousands of nats until G finds the modes)
-SYMLOG = {"kl_data_gen_kde", "kl_gen_data_kde"}
+# metrics spanning orders of magnitude (a KL of thousands of nats until G finds the modes;
+SYMLOG = {"kl_data_gen_kde", "kl_gen_data_kde", "grad_norm_g"}   # G gradients from 0.001 to 300)
 
 
 def plot_curves(curves: pd.DataFrame, objectives, path: Path) -> Path | None:
