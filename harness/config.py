@@ -217,18 +217,24 @@ def _validate_objectives(e: Experiment) -> None:
 
 
 def _validate_method(name, where: str, batch_size: int) -> None:
-    """An objective, or OBJECTIVE+REMEDY[:ARG]...: every name known, every argument in range,
-    the combination sensible (harness.remedies)."""
-    from .objectives import OBJECTIVES
+    """An objective, or OBJECTIVE[@SETTING=VALUE]...[+REMEDY[:ARG]]...: every name known, every
+    setting and argument in range, the combination sensible (objectives.parse_settings,
+    harness.remedies)."""
+    from .objectives import OBJECTIVES, parse_settings
     from .remedies import parse_method
     if not isinstance(name, str):
         raise ConfigError(where, f"expected an objective name, got {name!r}")
     try:
         base, remedies = parse_method(name)
+        family, settings = parse_settings(base)
     except (KeyError, ValueError) as err:
         raise ConfigError(where, str(err)) from None
-    if base not in OBJECTIVES:
-        raise ConfigError(where, f"unknown objective {base!r}; valid: {sorted(OBJECTIVES)}")
+    if family not in OBJECTIVES:
+        raise ConfigError(where, f"unknown objective {family!r}; valid: {sorted(OBJECTIVES)}")
+    try:
+        OBJECTIVES[family](**settings)   # ranges: Settings checks them
+    except ValueError as err:
+        raise ConfigError(where, f"{name!r}: {err}") from None
     for remedy in remedies:
         problem = remedy.check(batch_size)
         if problem:

@@ -27,6 +27,7 @@ from .conditional import LabelledData, build_conditional_step
 from .data import get_dataset_spec, load_images, sample_mixture, to_uint8, to_unit_range
 from .device import resolve_check_every, resolve_device, resolve_precision, use_channels_last
 from .evaluate.base import balanced_labels
+from .evaluate.critic import probability_critic
 from .nets import build_discriminator, build_generator
 from .progress import Progress
 from .record import COLLAPSED, DIVERGED, FAILED, OK, TrialRecord
@@ -263,7 +264,8 @@ class Session:
 
 
 class Evaluation:
-    """The trial's evaluator on fixed noise: the same z at every evaluation, timed."""
+    """The trial's evaluator on fixed noise: the same z at every evaluation, timed. Evaluators
+    that ask for it (`wants_critic`) also get D's probability (`probability_critic`)."""
 
     def __init__(self, session: Session):
         self.session = session
@@ -275,7 +277,13 @@ class Evaluation:
     def __call__(self) -> tuple[dict, float]:
         t0 = time.perf_counter()
         self.noise.manual_seed(self.seed)
-        metrics = self.evaluator.evaluate(self.session.sampler(self.noise))
+        sample = self.session.sampler(self.noise)
+        # built at each call from the session's current step, which a restored checkpoint may
+        # replace; none for a conditional D, which judges (x, y) pairs
+        wants = getattr(self.evaluator, "wants_critic", False) and not self.session.n_classes
+        critic = probability_critic(self.session.step) if wants else None
+        metrics = (self.evaluator.evaluate(sample) if critic is None
+                   else self.evaluator.evaluate(sample, critic=critic))
         dt = time.perf_counter() - t0
         self.seconds += dt
         return metrics, dt

@@ -15,7 +15,7 @@ from .config import Experiment
 from .data import get_dataset_spec
 from .errors import ConfigError
 from .evaluate.registry import default_evaluator_for
-from .objectives import Objective, get_objective
+from .objectives import Objective, family_of, get_objective
 from .space import Arch
 
 # z for images: 128-d, as the WGAN-GP reference code (gan_cifar / gan_64x64); for the 2D
@@ -25,9 +25,10 @@ TOY_Z_DIM = 2
 
 
 def objective_for(exp: Experiment, name: str) -> Objective:
-    """The named objective or method (`gan+pack:4`) with the experiment's overrides of its
-    objective applied (they hold for every method built on it)."""
-    return get_objective(name, **exp.objective_overrides.get(name.split("+")[0], {}))
+    """The named objective or method (`gan+pack:4`, `gan@n_critic=5`) with the experiment's
+    overrides of its objective applied (they hold for every method built on it; settings in the
+    method's name win)."""
+    return get_objective(name, **exp.objective_overrides.get(family_of(name), {}))
 
 
 def z_dim(exp: Experiment) -> int:

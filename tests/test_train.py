@@ -134,3 +134,37 @@ def test_equilibrium_diagnostics_are_logged(objective, keys):
     evaluated = [m for m in seen if "w1_exact_2k" in m]
     assert evaluated and evaluated[-1]["w1_exact_2k"] > 0
 
+
+@pytest.mark.parametrize("method,has_gap", [("gan", True), ("gan-minimax", True), ("lsgan", True),
+                                            ("fgan-js", True), ("wgan-gp", False), ("sngan", False),
+                                            ("gan+pack:2", False), ("gan+instance-noise", False),
+                                            ("gan+minibatch-stddev", False)])
+def test_the_gap_to_the_optimal_d_is_measured_where_it_means_something(method, has_gap):
+    """D's gap to D* = p_data / (p_data + p_g) needs a probability with that optimum and a D that
+    judges one sample: present for the GAN family, LSGAN and f-GAN JS; absent for critics and
+    where a remedy changes what D sees. The KDE divergences are there for every objective."""
+    base = method.split("+")[0]
+    e = from_dict({"dataset": "ring8", "objectives": [method], "budget": {"iterations": 1, "batch_size": 128},
+                   "eval": {"n_samples": 2500}, "objective_overrides": {base: LEARNING_OVERRIDES[base]},
+                   "train": {"threads": 1, "init": TOY_INIT}})
+    result = run_trial(Trial(e, TOY_ARCH, method, 0))
+    assert result.status in ("ok", "collapsed"), result.error
+    assert ("d_gap_mean_abs" in result.metrics) == has_gap
+    if has_gap:
+        assert 0 <= result.metrics["d_gap_mean_abs"] <= 1.5
+    assert 0 <= result.metrics["js_kde"] <= math.log(2)
+
+
+def test_a_batch_norm_d_has_no_gap():
+    trial = toy_trial("gan", 1)
+    trial = Trial(trial.experiment, Arch(nonlin_g="relu", nonlin_d="relu", depth_g=4, depth_d=4, norm_g=False,
+                                         norm_d=True, filters_g=32, filters_d=32), "gan", 0)
+    result = run_trial(trial)
+    assert "d_gap_mean_abs" not in result.metrics and "js_kde" in result.metrics
+
+
+def test_measuring_d_changes_no_training():
+    """The critic runs D in eval mode without gradients: a trial evaluated often trains the same."""
+    once = run_trial(toy_trial("gan", 20))
+    often = run_trial(toy_trial("gan", 20, every=5))
+    assert json.dumps(once.metrics) == json.dumps(often.metrics)

@@ -15,6 +15,9 @@ import torch
 from torch import Tensor
 
 SampleFn = Callable[[int], Tensor]
+# D's probability that each of n points is real (n x data shape -> n): for evaluators that
+# compare D with the optimal D* (toy2d); train.Evaluation builds it where it is defined.
+CriticFn = Callable[[Tensor], Tensor]
 # Datasets with a shipped domain classifier (evaluate/weights/): the `auto` evaluator's rule.
 CLASSIFIER_DATASETS = ("fashion_mnist",)
 CHUNK = 500  # samples per sample_fn call: bounds generator memory on small devices
@@ -56,6 +59,7 @@ class Evaluator(ABC):
     headline: str  # the metric the success thresholds apply to
     metric_names: tuple[str, ...]  # every metric evaluate() returns
     n_samples: int
+    wants_critic: bool = False   # True: evaluate(sample_fn, critic=...) also measures D (CriticFn)
 
     @abstractmethod
     def evaluate(self, sample_fn: SampleFn) -> dict[str, float]:

@@ -14,6 +14,12 @@ its metric code):
 - `w1_exact_2k`: the true Wasserstein-1 distance between (up to) 2,000 generated points and
   2,000 exact data samples, by optimal assignment (scipy.optimize.linear_sum_assignment on
   the Euclidean cost matrix): what WGAN's critic estimates, measured without a critic.
+- `kl_data_gen_kde` = KL(p_data || p_g), `kl_gen_data_kde` = KL(p_g || p_data), `js_kde` (nats,
+  at most log 2), `kde_bandwidth` (the KDE's kernel std): p_data exact, p_g by a kernel
+  density estimate of the generated points (evaluate/kde.py, which states the bandwidth rule);
+- `d_gap_mean_abs`: mean |D(x) - D*(x)| with D* = p_data / (p_data + p_g), when the trainer
+  passes a critic (only for objectives whose D output is a probability with that optimum, and
+  only where D judges one sample: train.Evaluation decides).
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ import math
 import torch
 
 from harness.data import get_dataset_spec, mixture_modes, sample_mixture
-from harness.evaluate.base import Evaluator, SampleFn, draw_samples
+from harness.evaluate.base import CriticFn, Evaluator, SampleFn, draw_samples
+from harness.evaluate.kde import d_gap, densities
 
 HQ_STDS = 3.0
 W1_POINTS = 2000    # exact OT on 2,000 x 2,000 points: about half a second on one core
@@ -47,7 +54,7 @@ def exact_w1(x: torch.Tensor, y: torch.Tensor) -> float:
 
 
 def toy2d_metrics(x: torch.Tensor, centers: torch.Tensor, std: float, min_hq_per_mode: int = 1,
-                  reference: torch.Tensor | None = None) -> dict[str, float]:
+                  reference: torch.Tensor | None = None, critic: CriticFn | None = None) -> dict[str, float]:
     x = x.to(torch.float32)
     d = torch.cdist(x, centers.to(x))  # n x K
     dmin, nearest = d.min(dim=1)
@@ -66,14 +73,31 @@ def toy2d_metrics(x: torch.Tensor, centers: torch.Tensor, std: float, min_hq_per
     if reference is not None:
         pts = x[finite][: len(reference)]
         metrics["w1_exact_2k"] = exact_w1(pts, reference[: len(pts)]) if len(pts) else float("nan")
+        metrics.update(kde_metrics(x, reference, centers, std, critic))
     return metrics
+
+
+KDE_METRICS = ("kl_data_gen_kde", "kl_gen_data_kde", "js_kde", "kde_bandwidth")
+
+
+def kde_metrics(x, reference, centers, std, critic: CriticFn | None = None) -> dict[str, float]:
+    """The KDE divergences (NaN where no KDE can be fitted), and D's gap to D* given a critic."""
+    dens = densities(x, reference, centers, std)
+    if dens is None:
+        out = dict.fromkeys(KDE_METRICS, float("nan"))
+        return out if critic is None else {**out, "d_gap_mean_abs": float("nan")}
+    out = dens.divergences()
+    if critic is not None:
+        out["d_gap_mean_abs"] = d_gap(dens, critic)
+    return out
 
 
 class Toy2DEvaluator(Evaluator):
     name = "toy2d"
     headline = "modes_covered"
     metric_names = ("modes_covered", "modes_covered_strict", "hq_share", "reverse_kl", "reverse_kl_all", "n_modes",
-                    "w1_exact_2k")
+                    "w1_exact_2k", *KDE_METRICS, "d_gap_mean_abs")   # the last given a critic only
+    wants_critic = True   # train.Evaluation passes D's probability where it is defined
 
     def __init__(self, dataset: str, n_samples: int = 2500, min_hq_per_mode: int = 1):
         spec = get_dataset_spec(dataset)
@@ -88,11 +112,11 @@ class Toy2DEvaluator(Evaluator):
         self.centers, self.std = mixture_modes(dataset)
         self.reference = sample_mixture(dataset, W1_POINTS, torch.Generator().manual_seed(0))
 
-    def evaluate(self, sample_fn: SampleFn) -> dict[str, float]:
+    def evaluate(self, sample_fn: SampleFn, critic: CriticFn | None = None) -> dict[str, float]:
         x = draw_samples(sample_fn, self.n_samples)
         if x.dim() != 2 or x.shape[1] != 2:
             raise ValueError(f"toy2d expects n x 2 samples, got {tuple(x.shape)}")
-        return toy2d_metrics(x, self.centers, self.std, self.min_hq_per_mode, self.reference)
+        return toy2d_metrics(x, self.centers, self.std, self.min_hq_per_mode, self.reference, critic)
 
     def collapsed(self, metrics: dict[str, float]) -> bool:
         """Collapsed when fewer than half the modes are covered (a GAN that collapsed on the

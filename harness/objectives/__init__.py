@@ -1,5 +1,5 @@
 """Objective families by name. Importing the modules registers them."""
 from . import fgan, gan, lsgan, sngan, wgan  # noqa: F401
-from .base import OBJECTIVES, Objective, Settings, get_objective
+from .base import OBJECTIVES, Objective, Settings, family_of, get_objective, parse_settings
 
-__all__ = ["OBJECTIVES", "Objective", "Settings", "get_objective"]
+__all__ = ["OBJECTIVES", "Objective", "Settings", "family_of", "get_objective", "parse_settings"]

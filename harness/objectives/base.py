@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import typing
 from dataclasses import dataclass
 
 import torch
@@ -80,6 +81,12 @@ class Objective:
         output on real and generated batches by default; each family says more."""
         return {"d_mean_real": d_real.mean(), "d_mean_fake": d_fake.mean()}
 
+    def d_probability(self, output: torch.Tensor) -> torch.Tensor | None:
+        """D's output mapped to the quantity whose optimum is D*(x) = p_data / (p_data + p_g), or
+        None where the objective has no such optimum (the default: Wasserstein critics, hinge).
+        Evaluators compare it with D* (evaluate/kde.py) where p_data and p_g are known."""
+        return None
+
     def penalty(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor | None:
         """An extra D loss term that needs D itself (the gradient penalty), or None."""
         return None
@@ -120,11 +127,51 @@ def register(cls: type[Objective]) -> type[Objective]:
     return cls
 
 
+# How a setting's text in a method string becomes its value, by the Settings field's type.
+_PARSERS = {int: int, float: float, str: str,
+            bool: lambda t: {"true": True, "false": False}[t.lower()]}
+
+
+def family_of(method: str) -> str:
+    """The objective family a method is built on: 'gan-minimax@n_critic=25+pack:2' -> 'gan-minimax'
+    (what the experiment's objective_overrides are keyed by)."""
+    return method.split("+")[0].split("@")[0]
+
+
+def parse_settings(text: str) -> tuple[str, dict]:
+    """`OBJECTIVE[@SETTING=VALUE]...` -> (objective, {setting: value}), e.g. 'gan-minimax@n_critic=25'
+    -> ('gan-minimax', {'n_critic': 25}): one objective at several settings as different methods
+    of one study, named by the whole string in trial ids, MLflow and reports. '@' rather than ','
+    between settings, so that the string stays one item of a YAML flow list. Names and types are
+    checked here; ranges by Settings when the objective is built. Errors are ValueErrors."""
+    name, *parts = text.split("@")
+    hints = typing.get_type_hints(Settings)
+    settings = {}
+    for part in parts:
+        key, eq, value = part.partition("=")
+        if not eq or not key or not value:
+            raise ValueError(f"{text!r}: a setting is written @NAME=VALUE, got {'@' + part!r}")
+        if key not in hints:
+            raise UnknownName(f"{text!r}: unknown objective setting {key!r}; valid: {sorted(hints)}")
+        if key in settings:
+            raise ValueError(f"{text!r}: setting {key!r} is given twice")
+        kind = hints[key]
+        try:
+            settings[key] = _PARSERS[kind](value)
+        except (ValueError, KeyError):
+            raise ValueError(f"{text!r}: {key} must be a{'n' if kind is int else ''} {kind.__name__}, "
+                             f"got {value!r}") from None
+    return name, settings
+
+
 def get_objective(name: str, **overrides) -> Objective:
-    """An objective by name, or a method: `OBJECTIVE[+REMEDY[:ARG]]...` (harness.remedies)."""
+    """An objective by name, or a method: `OBJECTIVE[@SETTING=VALUE]...[+REMEDY[:ARG]]...`
+    (settings: parse_settings; remedies: harness.remedies). Settings in the name take precedence
+    over `overrides` (the experiment's, for every method of the family): they are more specific."""
     base, remedies = parse_method(name)
-    if base not in OBJECTIVES:
-        raise UnknownName(f"unknown objective {base!r}; valid: {sorted(OBJECTIVES)}")
-    objective = OBJECTIVES[base](**overrides)
+    family, settings = parse_settings(base)
+    if family not in OBJECTIVES:
+        raise UnknownName(f"unknown objective {family!r}; valid: {sorted(OBJECTIVES)}")
+    objective = OBJECTIVES[family](**{**overrides, **settings})
     objective.method, objective.remedies = name, remedies
     return objective

@@ -90,3 +90,9 @@ class JensenShannon(FGAN):
     name = "fgan-js"
     activation = staticmethod(lambda v: LOG2 - F.softplus(-v))
     conjugate_of_activation = staticmethod(lambda v: F.softplus(v) - LOG2)
+
+    def d_probability(self, output):
+        """sigmoid(v): the optimal T* = f'(p/q) = log(2p / (p + q)) and T = g_f(v) = log(2 sigmoid(v)),
+        so sigmoid(v*) = p / (p + q). (The other f-GANs' T* is a function of p/q as well, mappable
+        to the same ratio; not done here.)"""
+        return torch.sigmoid(output)

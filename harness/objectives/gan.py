@@ -30,6 +30,11 @@ class NonSaturatingGAN(Objective):
         (Goodfellow et al. 2014), where D's loss is 2 log 2 and the non-saturating G's log 2."""
         return {"d_prob_real": torch.sigmoid(d_real).mean(), "d_prob_fake": torch.sigmoid(d_fake).mean()}
 
+    def d_probability(self, output):
+        """sigmoid(logit): for a fixed G its optimum is p_data / (p_data + p_g) (Goodfellow et al.
+        2014, Prop. 1); G's loss form does not change D's game, so the minimax form inherits it."""
+        return torch.sigmoid(output)
+
 
 @register
 class MinimaxGAN(NonSaturatingGAN):

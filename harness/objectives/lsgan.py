@@ -15,3 +15,9 @@ class LSGAN(Objective):
 
     def g_loss(self, d_fake):
         return 0.5 * ((d_fake - 1) ** 2).mean()
+
+    def d_probability(self, output):
+        """The output itself: with targets a=0 (fake), b=1 (real) the optimal D is
+        (b p_data + a p_g) / (p_data + p_g) = p_data / (p_data + p_g) (Mao et al. 2017, Prop. 1).
+        Not squashed: an output outside [0, 1] is a distance from D* like any other."""
+        return output

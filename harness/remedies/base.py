@@ -24,6 +24,9 @@ class Remedy:
     default: float | int | None = None
     source: str = ""
     replaces_g_loss = False
+    # D's output for x depends on x alone: False where D judges packs, noisy copies or the
+    # batch's spread, so comparing D(x) with the optimal D*(x) has no meaning (train.Evaluation)
+    d_judges_one_sample = True
     needs_real_in_g_step = False
     # for harness.cost: the share of the batch D sees as separate inputs, and extra D
     # forward passes (in forward-pass equivalents) a G step costs

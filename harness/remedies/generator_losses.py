@@ -26,6 +26,7 @@ class MinibatchStdDev(Remedy):
     collapsed G's batches have a small spread, which D can now see."""
 
     name = "minibatch-stddev"
+    d_judges_one_sample = False     # D(x) depends on the rest of the batch
     summary = "the batch's feature spread as an extra input to D's output layer"
     source = "Karras et al. 2018, Progressive growing of GANs, sec. 3 (after Salimans et al. 2016)"
     conditional_problem = "it rewrites D's output layer, which the projection discriminator splits"

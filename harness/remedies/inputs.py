@@ -13,6 +13,7 @@ class Pack(Remedy):
     A batch of B samples becomes B / M packed inputs; B must be a multiple of M."""
 
     name = "pack"
+    d_judges_one_sample = False
     summary = "D judges M samples at once, real with real, fake with fake"
     arg_name, arg_type, default = "M, samples per packed input", int, 2
     source = "Lin et al. 2018, PacGAN"
@@ -46,6 +47,7 @@ class InstanceNoise(Remedy):
     0 over the budget (Sonderby et al. 2016): the two distributions overlap early on."""
 
     name = "instance-noise"
+    d_judges_one_sample = False     # D's optimum is for the noise-blurred distributions
     summary = "Gaussian noise on D's inputs, annealed linearly to zero over the budget"
     arg_name, arg_type, default = "SIGMA, the initial noise std (data in [-1, 1])", float, 0.1
     source = "Sonderby et al. 2016, Amortised MAP inference for image super-resolution, sec. 3.2"

@@ -120,3 +120,65 @@ def test_d_weight_decay_follows_d_normalization_for_every_objective(name):
         return step.opt_d.param_groups[0]["weight_decay"], has_norm
     assert decay(False) == (0.0, False)
     assert decay(True) == ((0.0, False) if name == "sngan" else (1e-3, True))
+
+
+def test_d_probability_is_declared_where_the_optimum_is_p_over_p_plus_q():
+    """gan, gan-minimax, fgan-js: sigmoid of the output; lsgan (targets 0/1): the output itself;
+    everything else: None (no probability with that optimum)."""
+    out = torch.tensor([[-2.0], [0.0], [3.0]])
+    expected = {"gan": torch.sigmoid(out), "gan-minimax": torch.sigmoid(out), "fgan-js": torch.sigmoid(out),
+                "lsgan": out}
+    for name in OBJECTIVES:
+        got = get_objective(name).d_probability(out)
+        if name in expected:
+            assert torch.allclose(got, expected[name]), name
+        else:
+            assert got is None, name
+
+
+def test_fgan_js_probability_is_its_optimal_t():
+    """T = g_f(v) = log 2 - softplus(-v) at the optimum equals f'(p/q) = log(2p / (p + q)):
+    so sigmoid(v) = p / (p + q)."""
+    obj = get_objective("fgan-js")
+    v = torch.linspace(-5, 5, 11)
+    p_over_q = obj.d_probability(v) / (1 - obj.d_probability(v))
+    assert torch.allclose(obj.activation(v), torch.log(2 * p_over_q / (p_over_q + 1)), atol=1e-5)
+
+
+def test_settings_in_a_method_name_build_one_objective_at_several_settings():
+    from harness.config import from_dict
+    from harness.objectives import family_of, parse_settings
+    from harness.trial import trials_of
+    assert parse_settings("gan-minimax@n_critic=25") == ("gan-minimax", {"n_critic": 25})
+    assert parse_settings("gan@lr_d=1e-3@spectral_norm=true@optimizer=rmsprop") == (
+        "gan", {"lr_d": 1e-3, "spectral_norm": True, "optimizer": "rmsprop"})
+    assert family_of("gan-minimax@n_critic=25+pack:2") == "gan-minimax"
+    e = from_dict({"dataset": "ring8", "space": {"n": 1},
+                   "objectives": ["gan", "gan@n_critic=5", "gan@n_critic=25+pack:2"],
+                   "objective_overrides": {"gan": {"lr_d": 1e-3, "n_critic": 2}}})
+    plain, five, packed = trials_of(e)
+    assert [t.make_objective().settings.n_critic for t in (plain, five, packed)] == [2, 5, 25]   # the name wins
+    assert all(t.make_objective().settings.lr_d == 1e-3 for t in (plain, five, packed))      # overrides hold
+    assert five.id.endswith("-gan@n_critic=5-s0") and five.params()["objective"] == "gan@n_critic=5"
+    assert five.params()["objective.n_critic"] == 5 and five.make_objective().method == "gan@n_critic=5"
+    assert [r.name for r in packed.make_objective().remedies] == ["pack"]
+
+
+@pytest.mark.parametrize("method,message", [
+    ("gan@n_crit=5", "unknown objective setting 'n_crit'"),
+    ("gan@n_critic=2.5", "n_critic must be an int"),
+    ("gan@n_critic=0", "n_critic: must be a finite number > 0"),
+    ("gan@n_critic", "written @NAME=VALUE"),
+    ("gan@n_critic=", "written @NAME=VALUE"),
+    ("gan@n_critic=2@n_critic=3", "given twice"),
+    ("gan@lr_d=fast", "lr_d must be a float"),
+    ("gan@lr_d=nan", "lr_d: must be a finite number"),
+    ("gan@spectral_norm=yes", "spectral_norm must be a bool"),
+    ("gan@optimizer=sgd", "optimizer: 'sgd' is not one of"),
+    ("gann@n_critic=5", "unknown objective 'gann'"),
+])
+def test_bad_settings_in_a_method_name_are_config_errors(method, message):
+    from harness.config import ConfigError, from_dict
+    with pytest.raises(ConfigError, match=message) as err:
+        from_dict({"dataset": "ring8", "objectives": ["gan", method]})
+    assert err.value.field == "objectives[1]"

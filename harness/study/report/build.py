@@ -20,9 +20,11 @@ from ..time_budget import time_budget
 from .document import Document, md_table
 from .plots import plot_curves, plot_distributions, plot_factor_effects, plot_success_rates
 
-# Curves of the game itself (objectives' diagnostics, the true W1 on 2D mixtures, the losses),
-# read back from each trial's MLflow history for up to CURVE_TRIALS trials per objective.
+# Curves of the game itself (objectives' diagnostics, the true W1, JS and KLs and D's gap to
+# the optimal D* on 2D mixtures, the losses), read back from each trial's MLflow history for
+# up to CURVE_TRIALS trials per objective.
 CURVE_METRICS = ("d_prob_real", "d_prob_fake", "w1_estimate", "divergence_estimate", "w1_exact_2k",
+                 "js_kde", "kl_data_gen_kde", "kl_gen_data_kde", "d_gap_mean_abs",
                  "loss_d", "loss_g", "grad_norm_g")
 CURVE_TRIALS = 10
 
@@ -124,8 +126,12 @@ def _equilibrium_section(doc: Document, client, df: pd.DataFrame, objectives, ou
     doc.h(2, "Equilibrium")
     doc.p("Mean over up to 10 trials per objective: D's probability on real and generated samples "
           "(1/2 at the GAN equilibrium, dashed), the critic's W1 estimate (Wasserstein objectives), the "
-          "f-divergence bound (f-GAN), the true W1 between data and generator by optimal transport "
-          "(2D mixtures), the losses and G's gradient norm.")
+          "f-divergence bound (f-GAN), and on the 2D mixtures the true W1 by optimal transport, JS and "
+          "both KLs with p_g by a kernel density estimate (JS at most log 2, dashed) and D's mean "
+          "distance from the optimal D* = p_data / (p_data + p_g) (objectives whose D is a probability "
+          "with that optimum, D judging single samples), so that a reader sees which divergence each "
+          "objective drove down; then the losses and G's gradient norm. KLs and gradient norms on a "
+          "symlog scale.")
     doc.img(str(path.relative_to(out)), "the game over training")
 
 

@@ -77,7 +77,10 @@ def plot_factor_effects(effects: pd.DataFrame, objectives, threshold: float, pat
 
 
 # reference lines a reader compares the curves with: the GAN equilibrium D(x) = 1/2
-REFERENCES = {"d_prob_real": 0.5, "d_prob_fake": 0.5}
+# and the largest JS, log 2 (disjoint supports)
+REFERENCES = {"d_prob_real": 0.5, "d_prob_fake": 0.5, "js_kde": 0.6931471805599453}
+# metrics spanning orders of magnitude (a KL of thousands of nats until G finds the modes;
+SYMLOG = {"kl_data_gen_kde", "kl_gen_data_kde", "grad_norm_g"}   # G gradients from 0.001 to 300)
 
 
 def plot_curves(curves: pd.DataFrame, objectives, path: Path) -> Path | None:
@@ -97,6 +100,8 @@ def plot_curves(curves: pd.DataFrame, objectives, path: Path) -> Path | None:
             ax.plot(mean.index, mean.to_numpy(), label=obj, color=colour[obj], linewidth=1)
         if metric in REFERENCES:
             ax.axhline(REFERENCES[metric], color="gray", linestyle="--", linewidth=0.8)
+        if metric in SYMLOG:
+            ax.set_yscale("symlog", linthresh=0.1)
         ax.set_title(metric, fontsize=9)
         ax.set_xlabel("generator iteration", fontsize=8)
         ax.grid(alpha=0.3)

@@ -1,6 +1,7 @@
 """Success counts and robustness tables onto a sweep's parent run."""
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
 
@@ -11,16 +12,24 @@ from .. import results, store
 from ..report.build import tables_markdown
 
 
+def metric_key(method: str) -> str:
+    """A method as part of an MLflow metric name, which allows only letters, digits, '_', '-',
+    '.', ' ', ':' and '/': a remedy's '+' and a setting's '@' and '=' become '_'
+    (gan+pack:4 -> gan_pack:4, gan@n_critic=5 -> gan_n_critic_5). The tables (artifacts) and
+    the report keep the full name."""
+    return re.sub(r"[^A-Za-z0-9_. :-]", "_", method)
+
+
 def aggregate_onto_parent(client, parent_id: str, df: pd.DataFrame, thresholds, objectives,
                           rule: str = "paper", prefix: str = "") -> dict:
     """Metrics success/OBJ/T, trials/OBJ and status/OBJ/STATUS, the tables as artifacts. Returns the metrics."""
     counts = results.success_counts(df, thresholds, objectives, rule)
-    values = {f"{prefix}success/{obj}/{thr:g}": int(counts.loc[thr, obj])
+    values = {f"{prefix}success/{metric_key(obj)}/{thr:g}": int(counts.loc[thr, obj])
               for thr in counts.index for obj in counts.columns}
     outcomes = results.status_counts(df, objectives)
     for obj in objectives:
-        values[f"{prefix}trials/{obj}"] = int(outcomes.loc[obj, "total"])
-        values.update({f"{prefix}status/{obj}/{st}": int(outcomes.loc[obj, st]) for st in OUTCOMES})
+        values[f"{prefix}trials/{metric_key(obj)}"] = int(outcomes.loc[obj, "total"])
+        values.update({f"{prefix}status/{metric_key(obj)}/{st}": int(outcomes.loc[obj, st]) for st in OUTCOMES})
     store.log_points(client, parent_id, [(0, values)])
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "tables"

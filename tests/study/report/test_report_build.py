@@ -62,3 +62,23 @@ def test_report_does_not_restore_a_deleted_sweep(project, two_shard_store, capsy
     assert "trash" in capsys.readouterr().err
     assert store.find_experiment(client, "shards").lifecycle_stage == "deleted"
     assert not (project / "results" / "shards").exists()
+
+
+def test_equilibrium_curves_include_the_kde_divergences_and_the_gap_to_d_star(tmp_path):
+    """The KDE metrics come from the evaluation history: _curves picks them up by name, and the
+    plot draws them (KLs of thousands of nats on a symlog axis)."""
+    from types import SimpleNamespace
+
+    from harness.study.report.build import _curves
+    from harness.study.report.plots import plot_curves
+
+    class Client:
+        def get_metric_history(self, run_id, metric):
+            values = {"kl_data_gen_kde": (8000.0, 0.3)}.get(metric, (0.6, 0.1))
+            return [SimpleNamespace(step=s, value=v) for s, v in zip((150, 300), values)]
+    df = pd.DataFrame({"objective": ["gan", "gan-minimax"], "run_id": ["a", "b"], "js_kde": [0.1, 0.2],
+                       "kl_data_gen_kde": [0.3, 0.4], "kl_gen_data_kde": [0.3, 0.4], "d_gap_mean_abs": [0.1, 0.2]})
+    curves = _curves(Client(), df, ["gan", "gan-minimax"])
+    assert {"js_kde", "kl_data_gen_kde", "kl_gen_data_kde", "d_gap_mean_abs"} == set(curves["metric"])
+    assert len(curves) == 2 * 4 * 2
+    assert plot_curves(curves, ["gan", "gan-minimax"], tmp_path / "eq.png").stat().st_size > 0
