@@ -25,6 +25,10 @@ def cmd_list(args):
             print(f"{name:16s} {s.optimizer} lr_g {s.lr_g:g} lr_d {s.lr_d:g} n_critic {s.n_critic} "
                   f"D norm {s.d_norm}{' + spectral' if s.spectral_norm else ''}"
                   f"{f' clip {s.clip:g}' if s.clip else ''}{f' gp {s.gp_weight:g}' if s.gp_weight else ''}")
+        from dataclasses import fields
+        settings = [f.name for f in fields(next(iter(OBJECTIVES.values())).defaults)]
+        print(f"\nMethods: OBJECTIVE[@SETTING=VALUE]...[+REMEDY[:ARG]]..., e.g. gan-minimax@n_critic=25+pack:2;\n"
+              f"settings: {', '.join(settings)} (list remedies for the remedies)")
     elif args.what == "remedies":
         from .remedies import REMEDIES
         for name, cls in sorted(REMEDIES.items()):

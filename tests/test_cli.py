@@ -14,8 +14,9 @@ def harness(*args, cwd=None):
 def test_list_commands_name_the_registries():
     out = harness("list", "objectives")
     assert out.returncode == 0
-    for name in ("gan", "gan-minimax", "wgan-clip", "wgan-gp", "sngan", "lsgan"):
+    for name in ("gan", "gan-minimax", "wgan-clip", "wgan-gp", "sngan", "lsgan", "fgan-js"):
         assert name in out.stdout
+    assert "@SETTING=VALUE" in out.stdout and "n_critic" in out.stdout.split("settings:")[1]
     assert "ring8" in harness("list", "datasets").stdout
     assert "fmnist-classifier" in harness("list", "evaluators").stdout
     assert "resnet101" in harness("list", "presets").stdout
