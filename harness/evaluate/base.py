@@ -60,6 +60,7 @@ class Evaluator(ABC):
     metric_names: tuple[str, ...]  # every metric evaluate() returns
     n_samples: int
     wants_critic: bool = False   # True: evaluate(sample_fn, critic=...) also measures D (CriticFn)
+    critic_metrics: tuple[str, ...] = ()   # the metric_names that need that critic
 
     @abstractmethod
     def evaluate(self, sample_fn: SampleFn) -> dict[str, float]:

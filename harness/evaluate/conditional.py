@@ -95,7 +95,9 @@ class ConditionalEvaluator(Evaluator):
         self.base, self.n_classes = base, n_classes
         self.name, self.headline, self.n_samples = base.name, base.headline, base.n_samples
         self.label_metrics = LABEL_METRICS[base.name](base)
-        self.metric_names = tuple(base.metric_names) + self.label_metrics.names
+        # a conditional D judges (x, y) pairs: no critic, so none of the metrics that need one
+        self.metric_names = tuple(n for n in base.metric_names if n not in base.critic_metrics) + \
+            self.label_metrics.names
 
     @torch.no_grad()
     def evaluate(self, sample_fn: SampleFn) -> dict[str, float]:

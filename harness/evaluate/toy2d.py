@@ -98,6 +98,7 @@ class Toy2DEvaluator(Evaluator):
     metric_names = ("modes_covered", "modes_covered_strict", "hq_share", "reverse_kl", "reverse_kl_all", "n_modes",
                     "w1_exact_2k", *KDE_METRICS, "d_gap_mean_abs")   # the last given a critic only
     wants_critic = True   # train.Evaluation passes D's probability where it is defined
+    critic_metrics = ("d_gap_mean_abs",)
 
     def __init__(self, dataset: str, n_samples: int = 2500, min_hq_per_mode: int = 1):
         spec = get_dataset_spec(dataset)
