@@ -121,7 +121,7 @@ def test_random_streams_are_separate_and_evaluating_more_often_changes_nothing()
     assert len(often.history) == 4 and json.dumps(once.metrics) == json.dumps(often.metrics)
 
 
-@pytest.mark.parametrize("objective,keys", [("gan", {"d_prob_real", "d_prob_fake"}), ("wgan-gp", {"w1_estimate"}),
+@pytest.mark.parametrize("objective,keys", [("gan", {"d_prob_real", "d_prob_fake", "loss_d_minus_2log2"}), ("wgan-gp", {"w1_estimate"}),
                                             ("fgan-js", {"divergence_estimate"}), ("lsgan", {"d_mean_real"})])
 def test_equilibrium_diagnostics_are_logged(objective, keys):
     seen = []

@@ -1,6 +1,8 @@
 """The original GAN (Goodfellow et al. 2014) in its two generator forms."""
 from __future__ import annotations
 
+import math
+
 import torch
 from torch.nn import functional as F
 
@@ -28,7 +30,10 @@ class NonSaturatingGAN(Objective):
     def diagnostics(self, d_real, d_fake):
         """D's mean probability on real and generated samples: 1/2 each at the equilibrium
         (Goodfellow et al. 2014), where D's loss is 2 log 2 and the non-saturating G's log 2."""
-        return {"d_prob_real": torch.sigmoid(d_real).mean(), "d_prob_fake": torch.sigmoid(d_fake).mean()}
+        loss_d = F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
+        return {"d_prob_real": torch.sigmoid(d_real).mean(), "d_prob_fake": torch.sigmoid(d_fake).mean(),
+                "loss_d_minus_2log2": loss_d - 2 * math.log(2),                  # D's loss vs its equilibrium
+                "loss_g_ns_minus_log2": F.softplus(-d_fake).mean() - math.log(2)}   # non-saturating G's
 
     def d_probability(self, output):
         """sigmoid(logit): for a fixed G its optimum is p_data / (p_data + p_g) (Goodfellow et al.

@@ -182,3 +182,16 @@ def test_bad_settings_in_a_method_name_are_config_errors(method, message):
     with pytest.raises(ConfigError, match=message) as err:
         from_dict({"dataset": "ring8", "objectives": ["gan", method]})
     assert err.value.field == "objectives[1]"
+
+
+@pytest.mark.parametrize("name", ["gan", "gan-minimax"])
+def test_gan_diagnostics_are_zero_gaps_at_the_equilibrium(name):
+    """D = 1/2 everywhere (logit 0): probabilities 1/2, D's loss 2 log 2, the non-saturating
+    G's loss log 2 (Goodfellow et al. 2014, Theorem 1); a D that tells them apart moves all."""
+    obj = get_objective(name)
+    zero = torch.zeros(64, 1)
+    d = {k: float(v) for k, v in obj.diagnostics(zero, zero).items()}
+    assert d == pytest.approx({"d_prob_real": 0.5, "d_prob_fake": 0.5, "loss_d_minus_2log2": 0.0,
+                               "loss_g_ns_minus_log2": 0.0}, abs=1e-6)
+    sure = {k: float(v) for k, v in obj.diagnostics(zero + 5, zero - 5).items()}
+    assert sure["loss_d_minus_2log2"] < -1.3 and sure["loss_g_ns_minus_log2"] > 4   # D right, G's loss high

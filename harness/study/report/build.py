@@ -23,7 +23,7 @@ from .plots import plot_curves, plot_distributions, plot_factor_effects, plot_su
 # Curves of the game itself (objectives' diagnostics, the true W1, JS and KLs and D's gap to
 # the optimal D* on 2D mixtures, the losses), read back from each trial's MLflow history for
 # up to CURVE_TRIALS trials per objective.
-CURVE_METRICS = ("d_prob_real", "d_prob_fake", "w1_estimate", "divergence_estimate", "w1_exact_2k",
+CURVE_METRICS = ("d_prob_real", "d_prob_fake", "loss_d_minus_2log2", "loss_g_ns_minus_log2", "w1_estimate", "divergence_estimate", "w1_exact_2k",
                  "js_kde", "kl_data_gen_kde", "kl_gen_data_kde", "d_gap_mean_abs",
                  "loss_d", "loss_g", "grad_norm_g")
 CURVE_TRIALS = 10
