@@ -279,9 +279,8 @@ class Evaluation:
         self.noise.manual_seed(self.seed)
         sample = self.session.sampler(self.noise)
         # built at each call from the session's current step, which a restored checkpoint may
-        # replace; none for a conditional D, which judges (x, y) pairs
-        wants = getattr(self.evaluator, "wants_critic", False) and not self.session.n_classes
-        critic = probability_critic(self.session.step) if wants else None
+        # replace (a conditional evaluator never wants one: its D judges (x, y) pairs)
+        critic = probability_critic(self.session.step) if self.evaluator.wants_critic else None
         metrics = (self.evaluator.evaluate(sample) if critic is None
                    else self.evaluator.evaluate(sample, critic=critic))
         dt = time.perf_counter() - t0

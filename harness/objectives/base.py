@@ -100,9 +100,9 @@ class Objective:
         return norm_d and self.settings.d_norm != "none"
 
     def optimizers(self, G: nn.Module, D: nn.Module, d_has_norm: bool):
-        """Adam runs fused (one kernel for every parameter) where torch has the kernel: the
-        step's many small tensors made it 8 % of a CPU iteration; fused, the quick study's gan
-        step ran 1.16x faster (measured on one AVX512-BF16 EPYC core, `harness bench`)."""
+        """Adam runs fused (one kernel for every parameter) where torch has the kernel: its
+        many small per-tensor kernels were a visible share of a CPU iteration in the profiler
+        (`harness bench --only cpu-speed` measures the harness's speed with it)."""
         s = self.settings
         wd = s.d_weight_decay if d_has_norm else 0.0
         make = {  # Settings has already checked the name

@@ -182,7 +182,8 @@ def fit(exp: Experiment, exp_dict: dict, todo: list[Trial], resources, runs, lab
                                     reuse_actors=True),
         run_config=tune.RunConfig(
             name=f"{run_name}-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=storage, verbose=0,
-            callbacks=callbacks, checkpoint_config=tune.CheckpointConfig(num_to_keep=1), failure_config=tune.FailureConfig(max_failures=exp.resources.max_failures)))
+            callbacks=callbacks, checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            failure_config=tune.FailureConfig(max_failures=exp.resources.max_failures)))
     tuner.fit()
 
 
