@@ -40,7 +40,8 @@ FACTORS: dict[str, tuple] = {
 }
 FAMILIES_G = ("dcgan", "mlp", "resnet")
 FAMILIES_D = ("dcgan", "resnet")
-EXTRA_NONLINEARITIES = ("gated",)  # presets only: PixelCNN-style tanh(a) * sigmoid(b)
+# presets only: PixelCNN-style tanh(a) * sigmoid(b); maxout over 5 pieces (PacGAN's 2D D)
+EXTRA_NONLINEARITIES = ("gated", "maxout")
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ class Arch:
             value = getattr(self, name)
             if name.startswith("nonlin"):
                 allowed = allowed + EXTRA_NONLINEARITIES
-            if name.startswith("depth") and self.preset is not None:
+            if name.startswith(("depth", "filters")) and self.preset is not None:
                 if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
                     continue
             if value not in allowed or type(value) is not type(allowed[0]):
@@ -131,6 +132,12 @@ PRESETS: dict[str, Arch] = {
     "gated": Arch(nonlin_g="gated", nonlin_d="gated", preset="gated"),
     "tanh": Arch(nonlin_g="tanh", nonlin_d="tanh", preset="tanh"),
     "resnet101": Arch(family_g="resnet", family_d="resnet", depth_g=101, depth_d=101, preset="resnet101"),
+    # PacGAN's 2D networks (Lin et al. 2018, sec. 4 / appendix): G four 400-unit ReLU layers
+    # with batch norm and a linear output (depth 5, 4 x 100 units); D three maxout layers of
+    # 200 units x 5 pieces and a linear output (depth 4, 4 x 50 units), no normalization.
+    # For the 2D mixtures only (an MLP D is what the 2D data always gets).
+    "pacgan-2d": Arch(family_g="mlp", nonlin_g="relu", depth_g=5, filters_g=100, norm_g=True,
+                      nonlin_d="maxout", depth_d=4, filters_d=50, norm_d=False, preset="pacgan-2d"),
 }
 
 

@@ -30,7 +30,7 @@ def test_ids_resolve_back_and_presets_are_named():
     assert space.resolve_arch(arch.id) == arch
     assert space.resolve_arch("resnet101") is space.PRESETS["resnet101"]
     assert space.resolve_arch(space.PRESETS["gated"].id) == space.PRESETS["gated"]
-    assert len(space.PRESETS) == 7
+    assert len(space.PRESETS) == 8
     with pytest.raises(KeyError, match="valid"):
         space.get_preset("biggan")
     with pytest.raises(KeyError, match="no architecture"):

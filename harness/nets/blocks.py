@@ -25,12 +25,26 @@ class Gated(nn.Module):
         return torch.tanh(a) * torch.sigmoid(b)
 
 
+class Maxout(nn.Module):
+    """The max over groups of `pieces` consecutive channels (Goodfellow et al. 2013).
+
+    PacGAN's 2D discriminator uses maxout layers of 200 units x 5 pieces: the linear layer
+    before it produces 1,000 features; see `channel_multiplier`.
+    """
+
+    pieces = 5
+
+    def forward(self, x):
+        return x.unflatten(1, (x.shape[1] // self.pieces, self.pieces)).amax(dim=2)
+
+
 NONLINEARITIES = {
     "relu": lambda: nn.ReLU(),
     "lrelu": lambda: nn.LeakyReLU(0.2),
     "softplus": ScaledSoftplus,
     "tanh": lambda: nn.Tanh(),
     "gated": Gated,
+    "maxout": Maxout,
 }
 
 
@@ -42,7 +56,7 @@ def nonlinearity(name: str) -> nn.Module:
 
 def channel_multiplier(name: str) -> int:
     """How many times wider the preceding layer must be for this nonlinearity."""
-    return 2 if name == "gated" else 1
+    return {"gated": 2, "maxout": Maxout.pieces}.get(name, 1)
 
 
 # Layer norm over (C, H, W) per sample is GroupNorm with one group: it keeps the

@@ -108,3 +108,25 @@ def test_sngan_critic_has_no_norm_layers_and_is_near_1_lipschitz():
     assert not any(isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)) for m in D.modules())
     with_bn, _ = grad_norm("batch")
     assert plain <= 1.0 and with_bn > 10 * plain
+
+
+def test_maxout_takes_the_max_over_groups_of_five():
+    from harness.nets.blocks import Maxout, channel_multiplier
+    x = torch.arange(20.0).reshape(2, 10)            # two samples, two groups of 5
+    assert torch.equal(Maxout()(x), torch.tensor([[4.0, 9.0], [14.0, 19.0]]))
+    img = torch.randn(3, 10, 4, 4)
+    assert torch.equal(Maxout()(img), img.unflatten(1, (2, 5)).amax(2))
+    assert channel_multiplier("maxout") == 5 and channel_multiplier("relu") == 1
+
+
+def test_pacgan_2d_preset_has_the_papers_shapes():
+    """PacGAN (Lin et al. 2018): G 2 -> 4 x 400 ReLU + BN -> 2; D 3 maxout layers of 200 x 5."""
+    arch = PRESETS["pacgan-2d"]
+    G = build_generator(arch, (2,), z_dim=2)
+    assert [m.out_features for m in G.modules() if isinstance(m, nn.Linear)] == [400, 400, 400, 400, 2]
+    assert sum(isinstance(m, nn.BatchNorm1d) for m in G.modules()) == 4
+    D = build_discriminator(arch, (2,), "batch")
+    assert [m.out_features for m in D.modules() if isinstance(m, nn.Linear)] == [1000, 1000, 1000, 1]
+    assert [m.in_features for m in D.modules() if isinstance(m, nn.Linear)] == [2, 200, 200, 200]
+    assert not any(isinstance(m, (nn.BatchNorm1d, nn.GroupNorm)) for m in D.modules())
+    assert D(G(torch.randn(7, 2))).shape == (7, 1)
