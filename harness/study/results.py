@@ -201,7 +201,7 @@ def factor_effects(df: pd.DataFrame, threshold: float, objectives, rule: str = "
         col = f"arch.{f}"
         if col not in df or df[col].nunique() < 2:
             continue
-        for value in sorted(df[col].dropna().unique(), key=_sort_key):
+        for value in sorted(df[col].dropna().unique(), key=factor_value_order):
             for obj in objectives:
                 if f in inert.get(obj, ()):
                     continue
@@ -212,7 +212,7 @@ def factor_effects(df: pd.DataFrame, threshold: float, objectives, rule: str = "
     return pd.DataFrame(rows, columns=columns)
 
 
-def _sort_key(v):
+def factor_value_order(v):
     try:
         return (0, float(v), "")
     except (TypeError, ValueError):

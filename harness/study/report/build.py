@@ -16,6 +16,7 @@ from ...config import check_name
 from ...errors import UsageError
 from ...record import FAILED
 from .. import results, store
+from ..factor_tests import factor_tests
 from ..time_budget import time_budget
 from .document import Document, md_table
 from .plots import plot_curves, plot_distributions, plot_factor_effects, plot_success_rates
@@ -167,6 +168,24 @@ def _factor_section(doc: Document, df: pd.DataFrame, t_ref: float, objectives, o
                            columns=[o for o in objectives if o in wide.columns]).fillna(""), index=True)
     fe = plot_factor_effects(effects, objectives, t_ref, out / "plots" / "factor_effects.png")
     doc.img(str(fe.relative_to(out)), "success rate per factor value and objective")
+    _factor_tests_section(doc, df, t_ref, objectives, out, rule)
+
+
+def _factor_tests_section(doc: Document, df: pd.DataFrame, t_ref: float, objectives, out: Path, rule: str) -> None:
+    tests = factor_tests(df, t_ref, objectives, rule)
+    if tests.empty:
+        return
+    tests.to_csv(out / "factor_tests.csv", index=False)
+    n, low = len(tests), tests[tests["p"] < 0.1]
+    doc.p(f"Which factor values move an objective's success at threshold {t_ref:g}: each architecture's "
+          "success rate over its seeds, architectures with the value against the rest, two-sided "
+          f"permutation test (harness/study/factor_tests.py). {n} tests ran, so about {0.05 * n:.1f} would "
+          "fall below p = 0.05 by chance alone; all of them are in factor_tests.csv.")
+    if low.empty:
+        doc.p(f"No factor value moves any objective's success with p < 0.1 (smallest p {tests['p'].min():.2g}).")
+        return
+    doc.table(low.assign(**{c: low[c].map("{:.2f}".format) for c in ("rate_with", "rate_without", "difference")},
+                         p=low["p"].map("{:.3g}".format)))
 
 
 def study_thresholds(exp: dict, parent_runs) -> tuple[list[float], float | None]:
