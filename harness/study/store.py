@@ -129,6 +129,28 @@ def end_run(client, run_id: str, status: str) -> None:
     client.set_terminated(run_id, status=status, end_time=_now_ms())
 
 
+SWEEP_RUN_METRIC = "sweep_run_s"    # on the parent: wall seconds of each sweep run (step 0, 1, ...)
+
+
+def log_sweep_run(client, parent_id: str, seconds: float) -> None:
+    """One more sweep run of this shard (the first, or a --resume) took `seconds` of wall time."""
+    step = len(client.get_metric_history(parent_id, SWEEP_RUN_METRIC))
+    client.log_metric(parent_id, SWEEP_RUN_METRIC, float(seconds), step=step)
+
+
+def sweep_run_seconds(client, parent) -> list[float]:
+    """Wall seconds of each sweep run of this shard, as the driver logged them. A parent from
+    before that metric: its start-to-end span if it ran once; nothing if it was resumed (its
+    span would count the pause between the runs)."""
+    history = client.get_metric_history(parent.info.run_id, SWEEP_RUN_METRIC)
+    if history:
+        return [m.value for m in sorted(history, key=lambda m: m.step)]
+    info = parent.info
+    if info.start_time and info.end_time and "resumed" not in parent.data.tags:
+        return [(info.end_time - info.start_time) / 1000.0]
+    return []
+
+
 def start_parent(client, exp_id: str, sweep: str, shard: str, experiment: dict, n_trials: int,
                  experiment_file: str, extra_params: dict | None = None) -> str:
     run = client.create_run(exp_id, run_name=sweep if shard == "1/1" else f"{sweep} shard {shard}",

@@ -66,3 +66,15 @@ def test_finding_a_deleted_sweep_does_not_restore_it(sweep_store):
     assert store.find_experiment(client, "st").lifecycle_stage == "deleted"   # still: finding is read-only
     assert store.open_experiment(client, "st") == exp_id                     # opening to write restores
     assert store.find_experiment(client, "st").lifecycle_stage == "active"
+
+
+def test_each_sweep_run_is_timed_and_a_resumed_parent_without_times_gives_none(sweep_store):
+    client, exp_id, pid, _, _ = sweep_store
+    store.end_run(client, pid, "KILLED")
+    parent = client.get_run(pid)
+    assert store.sweep_run_seconds(client, parent) == [pytest.approx((parent.info.end_time - parent.info.start_time) / 1000)]
+    store.set_tags(client, pid, {"resumed": "later"})          # resumed by a version that did not time its runs
+    assert store.sweep_run_seconds(client, client.get_run(pid)) == []
+    store.log_sweep_run(client, pid, 120.0)                     # two timed runs: the pause between them is not counted
+    store.log_sweep_run(client, pid, 30.5)
+    assert store.sweep_run_seconds(client, client.get_run(pid)) == [120.0, 30.5]

@@ -1,23 +1,39 @@
 import pandas as pd
 
-from harness.study.time_budget import time_budget
+from harness.study.time_budget import busy_seconds, time_budget
 
 
 def test_parts_add_up_to_each_child_runs_lifetime():
     df = pd.DataFrame({"wall_time_s": [10.0, 20.0], "train_time_s": [6.0, 15.0], "eval_time_s": [2.0, 3.0],
                        "start_time": [1_000, 2_000], "end_time": [13_000, 24_000]})
-    table, sentence = time_budget(df, [(0, 30_000)])
+    table, sentence = time_budget(df, [30.0])
     parts = table.set_index("part")["seconds"]
     assert parts["training"] == 21 and parts["evaluation"] == 5
     assert parts["trial set-up and final samples"] == 4            # 10-6-2 + 20-15-3
     assert parts["Ray, Tune and MLflow around the trial"] == 4     # (12-10) + (22-20)
     assert parts.sum() == 12 + 22                                  # the child runs' lifetimes
     assert "30 s of wall time" in sentence and "1.13-fold" in sentence     # 34 s of trials in 30 s
-    assert "7 s (23.3 %) passed before the first trial" in sentence        # 30 - (24 - 1)
+    assert "for 7 s (23.3 %) no trial was running" in sentence        # 30 - (24 - 1)
 
 
 def test_records_without_times_give_no_table():
     assert time_budget(pd.DataFrame(), []) is None
     running = pd.DataFrame({"wall_time_s": [0.0], "train_time_s": [0.0], "eval_time_s": [0.0],
                             "start_time": [1], "end_time": [None]})
-    assert time_budget(running, [(0, 10)]) is None
+    assert time_budget(running, [10.0]) is None
+
+
+def test_busy_time_merges_overlaps_and_skips_gaps():
+    # two overlapping trials (0-10 s, 5-12 s), then a pause of a day, then one trial of 3 s
+    day = 86_400_000
+    assert busy_seconds([(5_000, 12_000), (0, 10_000), (day, day + 3_000)]) == 15.0
+    assert busy_seconds([(0, 10_000), (2_000, 4_000)]) == 10.0      # one inside another
+    assert busy_seconds([]) == 0.0
+
+
+def test_two_sweep_runs_a_day_apart_count_only_their_own_time():
+    day = 86_400_000
+    df = pd.DataFrame({"wall_time_s": [10.0, 10.0], "train_time_s": [9.0, 9.0], "eval_time_s": [0.5, 0.5],
+                       "start_time": [1_000, day + 1_000], "end_time": [11_000, day + 11_000]})
+    _, sentence = time_budget(df, [12.0, 13.0])
+    assert "25 s of wall time (2 sweep run(s))" in sentence and "for 5 s (20.0 %) no trial" in sentence

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from ...config import check_name
+from ...config import check_name, from_dict
 from ...errors import UsageError
-from ...record import FAILED
+from ...record import FAILED, OUTCOMES
+from ...trial import trials_of
 from .. import results, store
 from ..factor_tests import factor_tests
 from ..mode_tables import mode_table
@@ -147,11 +148,36 @@ def _header(doc: Document, name: str, df: pd.DataFrame, exp: dict, parent_runs, 
           f"{exp['budget']['iterations']} generator iterations at batch {exp['budget']['batch_size']}; "
           f"evaluator {evaluator} with {exp['eval']['n_samples']} samples. Trials recorded: {len(df)}. "
           f"Sweep runs (shards): {shards}.")
-    first = parent_runs[0].data.tags
-    doc.p(f"Command: {first.get('command', '?')}. Hardware: {first.get('hardware', '?')}. "
-          f"Versions: {first.get('versions', '?')}.")
+    partial = coverage_sentence(exp, df, parent_runs)
+    if partial:
+        doc.p(partial)
+    runs_by_setup: dict[tuple, list[str]] = {}
+    for r in parent_runs:
+        t = r.data.tags
+        runs_by_setup.setdefault((t.get("command", "?"), t.get("hardware", "?"), t.get("versions", "?")), []).append(
+            t.get("shard", "?"))
+    for (command, hardware, versions), shards in runs_by_setup.items():
+        which = f"Shard(s) {', '.join(shards)}: " if len(runs_by_setup) > 1 else ""
+        doc.p(f"{which}Command: {command}. Hardware: {hardware}. Versions: {versions}.")
     doc.p(f"Success at threshold t: {RULE_TEXT[rule].replace('headline metric', metric)}. "
           "Pairs are matched by (architecture id, seed).")
+
+
+def coverage_sentence(exp: dict, df: pd.DataFrame, parent_runs) -> str | None:
+    """None when every trial of the experiment has an outcome; else what is missing, so a
+    partial sharded study is never read as the whole one."""
+    n = int(parent_runs[0].data.tags.get("shard", "1/1").split("/")[1])
+    present = {r.data.tags.get("shard"): r.info.status for r in parent_runs}
+    missing = [f"{k}/{n}" for k in range(1, n + 1) if f"{k}/{n}" not in present]
+    unfinished = [s for s, status in sorted(present.items()) if status != "FINISHED"]
+    expected = len(trials_of(from_dict(exp)))
+    answered = int(df["status"].isin(OUTCOMES).sum()) if len(df) else 0
+    if not missing and not unfinished and answered >= expected:
+        return None
+    return (f"**Partial study: {answered} of the experiment's {expected} trials have an outcome**"
+            + (f"; shards not run yet: {', '.join(missing)}" if missing else "")
+            + (f"; shards not finished: {', '.join(unfinished)}" if unfinished else "")
+            + ". Every figure below covers only the trials recorded so far.")
 
 
 def _mode_section(doc: Document, df: pd.DataFrame, exp: dict, objectives) -> None:
@@ -263,8 +289,8 @@ def _results_sections(doc: Document, client, df: pd.DataFrame, exp: dict, metric
         doc.table(failed[["trial_id", "error"]].assign(error=failed["error"].fillna("").str.split("\n").str[0]))
 
 
-def _time_section(doc: Document, df: pd.DataFrame, parent_runs) -> None:
-    budget = time_budget(df, [(r.info.start_time, r.info.end_time) for r in parent_runs])
+def _time_section(doc: Document, client, df: pd.DataFrame, parent_runs) -> None:
+    budget = time_budget(df, [s for r in parent_runs for s in store.sweep_run_seconds(client, r)])
     if budget is None:
         return
     doc.h(2, "Where the time went")
@@ -290,7 +316,7 @@ def build_report(name: str, out_root: str | Path = "results") -> Path:
         doc.p("No trial has been recorded yet.")
     else:
         _results_sections(doc, client, df, exp, metric, out, rule, thresholds, real)
-        _time_section(doc, df, parent_runs)
+        _time_section(doc, client, df, parent_runs)
     doc.h(2, "Experiment")
     doc.code(json.dumps(exp, indent=1))
     (out / "report.md").write_text(doc.markdown())

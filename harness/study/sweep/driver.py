@@ -105,6 +105,7 @@ def run_sweep(experiment_path: str | Path, name: str | None = None, resume: bool
               shard: str | None = None, dry_run: bool = False) -> int:
     """Run (or resume) a sweep; 0 when every trial of the shard has a recorded outcome.
     With dry_run: the same checks, then each trial's settings and a price; nothing written."""
+    started = time.monotonic()
     i, n = parse_shard(shard)
     if name is not None:
         check_name(name, "--name")
@@ -156,6 +157,7 @@ def run_sweep(experiment_path: str | Path, name: str | None = None, resume: bool
             complete = aggregate(client, exp_id, parent_id, exp, thresholds, trials, n)
             if status == "FINISHED" and not complete:
                 status = "KILLED"   # Tune stopped early (Ctrl-C): --resume continues
+            store.log_sweep_run(client, parent_id, time.monotonic() - started)
             store.end_run(client, parent_id, status)
     finally:
         ray.shutdown()

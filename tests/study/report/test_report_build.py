@@ -13,16 +13,15 @@ from harness.study.sweep.plan import shard_trials
 from harness.trial import trials_of
 
 
-@pytest.fixture
-def two_shard_store(project):
-    """A store as two shards of one sweep would leave it, made through the store's own writers."""
+def shard_store(shards=(1, 2), status="FINISHED"):
+    """A store as shards of one two-shard sweep would leave it, made through the store's own writers."""
     exp = from_dict({"name": "shards", "dataset": "ring8", "objectives": ["gan", "wgan-gp"],
                      "space": {"mode": "sample", "n": 4, "seed": 0}, "thresholds": [1.0, 3.0, 5.0, 7.0, 9.0],
                      "reproduces": "gulrajani2017"})
     client = store.get_client()
     exp_id = store.open_experiment(client, "shards")
     scores = {"gan": 2.0, "wgan-gp": 6.0}
-    for i in (1, 2):
+    for i in shards:
         trials = shard_trials(trials_of(exp), i, 2)
         pid = store.start_parent(client, exp_id, "shards", f"{i}/2", exp.to_dict(), len(trials), "x.yaml")
         runs = store.ChildRuns(client, exp_id, pid, "shards", f"{i}/2")
@@ -31,8 +30,13 @@ def two_shard_store(project):
             runs.log(t.id, [(10, {"loss_d": 1.0}), (20, {"loss_d": 0.5})])
             runs.finish(TrialRecord(t.id, t.arch.id, t.objective, t.seed, headline="modes_covered",
                                     metrics={"modes_covered": scores[t.objective]}, iterations=20, wall_time_s=1.0))
-        store.end_run(client, pid, "FINISHED")
+        store.end_run(client, pid, status)
     return exp
+
+
+@pytest.fixture
+def two_shard_store(project):
+    return shard_store()
 
 
 def test_report_merges_shards_from_mlflow_alone(project, two_shard_store):
@@ -45,9 +49,17 @@ def test_report_merges_shards_from_mlflow_alone(project, two_shard_store):
     md = path.read_text()
     assert "only wgan-gp" in md and "4 / 147" in md          # ours / published at threshold 5
     assert (out / "report.html").read_text().count("<table") >= 3
-    assert "## Equilibrium" in md
+    assert "## Equilibrium" in md and "Partial study" not in md
     for png in ("success_rate.png", "distributions.png", "factor_effects.png", "equilibrium.png"):
         assert (out / "plots" / png).is_file()
+
+
+def test_a_partial_sharded_study_says_what_is_missing(project):
+    exp = shard_store(shards=(1,), status="KILLED")
+    md = build_report("shards", out_root=project / "results").read_text()
+    half = len(shard_trials(trials_of(exp), 1, 2))
+    assert f"Partial study: {half} of the experiment's {len(trials_of(exp))} trials have an outcome" in md
+    assert "shards not run yet: 2/2" in md and "shards not finished: 1/2" in md
 
 
 def test_report_of_an_unknown_sweep_is_a_usage_error(project, capsys):
