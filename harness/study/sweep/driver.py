@@ -32,7 +32,7 @@ from ...trial import Trial, make_evaluator, real_data_score, trials_of
 from .. import results, store
 from .aggregate import aggregate_onto_parent
 from .callbacks import ProgressLine, Recorder, TrialStates, trial_dirname_of, trial_id_of
-from .plan import gpu_memory_bytes, longest_first, parse_shard, shard_trials, trial_gpu_shares, trial_resources
+from .plan import gpu_memory_bytes, pairs_first, parse_shard, shard_trials, trial_gpu_shares, trial_resources
 from .worker import run_one, trial_config
 
 
@@ -147,7 +147,7 @@ def run_sweep(experiment_path: str | Path, name: str | None = None, resume: bool
         status = "FAILED"
         try:
             if todo:
-                fit(exp, exp_dict, longest_first(exp, todo), resources, runs, label, f"{sweep}-{i}of{n}", checkpoints)
+                fit(exp, exp_dict, pairs_first(exp, todo), resources, runs, label, f"{sweep}-{i}of{n}", checkpoints)
             status = "FINISHED"
         except KeyboardInterrupt:
             status = "KILLED"

@@ -36,13 +36,22 @@ def shard_trials(trials: list[Trial], i: int, n: int) -> list[Trial]:
     return [t for t in trials if groups[(t.arch.id, t.seed)] % n == i - 1]
 
 
-def longest_first(exp: Experiment, trials: list[Trial]) -> list[Trial]:
-    """Costliest trials first: (D steps per iteration + 1) x network size (depth x filters^2)."""
+def pairs_first(exp: Experiment, trials: list[Trial]) -> list[Trial]:
+    """The order trials start in: (architecture, seed) groups in experiment order, and in each
+    group the costliest first ((D steps per iteration + 1) x depth x filters^2).
+
+    Why groups: a sweep stopped part-way (a session's end, a reclaimed machine) then leaves
+    whole groups, whose objectives the report can pair, instead of every costly WGAN trial
+    and none of their partners; long studies are resumed over several sessions. The price:
+    at the very end one slot may idle while the last group's costliest trial finishes."""
     def cost(t: Trial) -> float:
         a = t.arch
         return (objective_for(exp, t.objective).settings.n_critic + 1) * (
             a.depth_g * a.filters_g ** 2 + a.depth_d * a.filters_d ** 2)
-    return sorted(trials, key=cost, reverse=True)   # stable: ties keep experiment order
+    group: dict[tuple, int] = {}
+    for t in trials:
+        group.setdefault((t.arch.id, t.seed), len(group))
+    return sorted(trials, key=lambda t: (group[(t.arch.id, t.seed)], -cost(t)))   # stable: ties keep experiment order
 
 
 def trial_resources(exp: Experiment, cluster: dict) -> dict:

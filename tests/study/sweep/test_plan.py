@@ -7,7 +7,7 @@ from harness.config import from_dict
 from harness.errors import UsageError
 from harness.space import Arch
 from harness.study.sweep.packing import CUDA_CONTEXT_BYTES, estimate_trial_bytes, gpu_share
-from harness.study.sweep.plan import longest_first, parse_shard, shard_trials, trial_gpu_shares, trial_resources
+from harness.study.sweep.plan import pairs_first, parse_shard, shard_trials, trial_gpu_shares, trial_resources
 from harness.trial import trials_of
 
 SMALL = Arch(depth_g=4, depth_d=4, filters_g=32, filters_d=32)
@@ -29,12 +29,17 @@ def test_shards_partition_trials_and_keep_architectures_together(tiny_toy2d):
             parse_shard(bad)
 
 
-def test_costly_trials_are_scheduled_first():
+def test_trials_run_group_by_group_the_costliest_of_each_first():
     same_size = {"depth_g": [4], "depth_d": [4], "filters_g": [32], "filters_d": [32]}
-    exp = from_dict({"dataset": "ring8", "space": {"n": 3, "restrict": same_size}, "objectives": ["gan", "wgan-gp"]})
-    order = longest_first(exp, trials_of(exp))
+    exp = from_dict({"dataset": "ring8", "space": {"n": 3, "restrict": same_size}, "seeds": [0, 1],
+                     "objectives": ["gan", "sngan", "wgan-gp"]})
+    order = pairs_first(exp, trials_of(exp))
     assert sorted(t.id for t in order) == sorted(t.id for t in trials_of(exp))
-    assert [t.objective for t in order[:3]] == ["wgan-gp"] * 3     # 5 critic steps per iteration
+    groups = [(t.arch.id, t.seed) for t in order]
+    assert len(set(groups)) == 6 and all(groups[k] == groups[k // 3 * 3] for k in range(len(order)))   # contiguous
+    assert [t.objective for t in order[::3]] == ["wgan-gp"] * 6     # 5 critic steps per iteration: first in each
+    first_seen = list(dict.fromkeys(groups))
+    assert first_seen == list(dict.fromkeys((t.arch.id, t.seed) for t in trials_of(exp)))   # experiment order
 
 
 def test_resources_per_trial():
