@@ -3,7 +3,7 @@
 `count_flops(fn)` counts what `fn` runs. `iteration_flops(trial)` estimates one generator
 iteration (n_critic D steps + one G step) from forward passes of G and D at batch 1 on
 PyTorch's meta device (no memory, no compute), with the usual rule that a backward pass
-costs about twice its forward pass (remedies add their own terms: packing's B / M inputs,
+costs about twice its forward pass (remedies add their own terms: packing's M samples from G per D input,
 the unrolled lookahead's D passes, feature matching's real batch through D):
 
   D step   = G fwd + 2 D fwd (real, fake) + their backward (4 D fwd)          = G + 6 D
@@ -21,6 +21,7 @@ import torch
 from .data import get_dataset_spec
 from .nets import build_discriminator, build_generator
 from .nets.conditional import build_conditional_discriminator, build_conditional_generator
+from .remedies.base import samples_per_input
 from .trial import Trial, data_shape, z_dim
 
 BACKWARD_PER_FORWARD = 2
@@ -79,8 +80,7 @@ def iteration_flops(trial: Trial) -> int:
     g, d = forward_flops(trial)
     objective = trial.make_objective()
     s = objective.settings
-    for remedy in objective.remedies:   # packing: D sees B / M (wider) inputs
-        d *= remedy.d_batch_share
+    g *= samples_per_input(objective.remedies)   # packing: G makes M samples per (wider) D input
     d_step = g + 2 * d * (1 + BACKWARD_PER_FORWARD) + (PENALTY_D_FORWARDS * d if s.gp_weight else 0)
     g_step = (g + d) * (1 + BACKWARD_PER_FORWARD) + d * sum(r.extra_g_step_d_forwards for r in objective.remedies)
     return trial.experiment.budget.batch_size * (s.n_critic * d_step + g_step)

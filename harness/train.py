@@ -31,6 +31,7 @@ from .evaluate.critic import probability_critic
 from .nets import build_discriminator, build_generator
 from .progress import Progress
 from .record import COLLAPSED, DIVERGED, FAILED, OK, TrialRecord
+from .remedies.base import samples_per_input
 from .trial import Trial, data_shape, make_evaluator, z_dim
 
 EVAL_CHUNK = 500            # samples per generator call at evaluation: bounds memory
@@ -203,6 +204,8 @@ class Session:
         self.z_dim, self.batch = z_dim(e), e.budget.batch_size
         self.objective = trial.make_objective()
         self.n_critic = self.objective.settings.n_critic
+        # samples drawn per step: batch_size D inputs, each of samples_per_input samples (packing)
+        self.draw = self.batch * samples_per_input(self.objective.remedies)
         if e.conditional:
             self.step = build_conditional_step(trial, data_shape(e), self.z_dim, self.device, self.amp_dtype,
                                                channels_last, init=e.train.init, objective=self.objective)
@@ -230,13 +233,13 @@ class Session:
         grads = {}
         self.step.progress = self.done / self.iterations
         for _ in range(self.n_critic):
-            loss_d = self.step.discriminator(self.data.batch(self.batch), self.noise(self.batch))
+            loss_d = self.step.discriminator(self.data.batch(self.draw), self.noise(self.draw))
         if log_grads:
             grads["grad_norm_d"] = grad_norm(self.step.D)
             grads.update(self.objective.diagnostics(*(o.float() for o in self.step.last_d_outputs)))
         before = (lambda: grads.__setitem__("grad_norm_g", grad_norm(self.step.G))) if log_grads else None
-        real = self.data.batch(self.batch) if self.step.needs_real_in_g_step else None
-        loss_g = self.step.generator(self.noise(self.batch), before_update=before, real=real)
+        real = self.data.batch(self.draw) if self.step.needs_real_in_g_step else None
+        loss_g = self.step.generator(self.noise(self.draw), before_update=before, real=real)
         self.done += 1
         for sched in self.schedulers:
             sched.step()

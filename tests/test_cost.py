@@ -4,6 +4,7 @@ import torch
 
 from harness.config import from_dict
 from harness.cost import count_flops, iteration_flops
+from harness.remedies.base import samples_per_input
 from harness.space import Arch
 from harness.train import build_step
 from harness.trial import Trial, data_shape, z_dim
@@ -16,8 +17,9 @@ def exact_iteration_flops(trial: Trial) -> int:
     exp, objective = trial.experiment, trial.make_objective()
     with torch.device("meta"):
         step = build_step(trial.arch, objective, data_shape(exp), z_dim(exp), torch.device("meta"))
-        real = torch.empty(exp.budget.batch_size, *data_shape(exp))
-        z = torch.empty(exp.budget.batch_size, z_dim(exp))
+        draw = exp.budget.batch_size * samples_per_input(objective.remedies)   # as train.Session draws
+        real = torch.empty(draw, *data_shape(exp))
+        z = torch.empty(draw, z_dim(exp))
 
     def iteration():
         for _ in range(objective.settings.n_critic):

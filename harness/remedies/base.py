@@ -28,9 +28,10 @@ class Remedy:
     # batch's spread, so comparing D(x) with the optimal D*(x) has no meaning (train.Evaluation)
     d_judges_one_sample = True
     needs_real_in_g_step = False
-    # for harness.cost: the share of the batch D sees as separate inputs, and extra D
-    # forward passes (in forward-pass equivalents) a G step costs
-    d_batch_share = 1.0
+    # samples that make one D input: the session draws batch_size x this many real samples and
+    # z's per step, so D always sees batch_size inputs (PacGAN's convention, Lin et al. 2018)
+    samples_per_input = 1
+    # for harness.cost: extra D forward passes (in forward-pass equivalents) a G step costs
     extra_g_step_d_forwards = 0
     # conditional training (harness.conditional) passes labels beside x; a remedy must say it
     # works with them, or why not (the config error quotes it)
@@ -62,6 +63,14 @@ class Remedy:
 
     def g_loss(self, step, real, fake):
         raise NotImplementedError
+
+
+def samples_per_input(remedies) -> int:
+    """How many samples make one D input under these remedies (1 without packing)."""
+    n = 1
+    for remedy in remedies:
+        n *= remedy.samples_per_input
+    return n
 
 
 REMEDIES: dict[str, type[Remedy]] = {}

@@ -10,7 +10,8 @@ from .base import Remedy, register
 class Pack(Remedy):
     """D judges M samples at once, concatenated along channels (images) or features (2D):
     real with real, fake with fake, so a collapsed G's packs look alike (Lin et al. 2018).
-    A batch of B samples becomes B / M packed inputs; B must be a multiple of M."""
+    As in PacGAN's code, the batch counts D's inputs: a batch of B is B packs, made of
+    M x B real samples and M x B generated ones (G makes M x B samples per step)."""
 
     name = "pack"
     d_judges_one_sample = False
@@ -20,17 +21,12 @@ class Pack(Remedy):
     conditional_problem = "a pack would mix samples of different labels under one D(x, y)"
 
     @property
-    def d_batch_share(self):
-        return 1.0 / self.arg
+    def samples_per_input(self):
+        return self.arg
 
     def validate(self):
         if self.arg < 2:
             raise ValueError(f"pack: M must be >= 2, got {self.arg}")
-
-    def check(self, batch_size):
-        if batch_size % self.arg:
-            return f"pack:{self.arg} needs a batch size that is a multiple of {self.arg}, got {batch_size}"
-        return None
 
     def d_shape(self, shape):
         return (shape[0] * self.arg, *shape[1:])

@@ -12,6 +12,7 @@ import os
 
 from ...config import Experiment
 from ...errors import UsageError
+from ...remedies.base import samples_per_input
 from ...trial import Trial, data_shape, dataset_bytes, objective_for, z_dim
 from .packing import estimate_trial_bytes, gpu_share
 
@@ -82,10 +83,11 @@ def trial_gpu_shares(exp: Experiment, trials: list[Trial], gpu_bytes: int | None
     cache: dict[tuple, float] = {}
     shares = {}
     for t in trials:
-        d_norm = objective_for(exp, t.objective).settings.d_norm
-        key = (t.arch, d_norm)
-        if key not in cache:
-            need = estimate_trial_bytes(t.arch, shape, exp.budget.batch_size, z, d_norm, dataset_bytes=data)
+        objective = objective_for(exp, t.objective)
+        d_norm, draw = objective.settings.d_norm, exp.budget.batch_size * samples_per_input(objective.remedies)
+        key = (t.arch, d_norm, draw)
+        if key not in cache:   # packing: G makes batch x M samples per step (conservative for D)
+            need = estimate_trial_bytes(t.arch, shape, draw, z, d_norm, dataset_bytes=data)
             cache[key] = gpu_share(need, gpu_bytes, exp.resources.trials_per_gpu)
         shares[t.id] = cache[key]
     return shares
