@@ -101,6 +101,19 @@ def find_parent(client, sweep: str, shard: str, exp_dict: dict, path, resume: bo
     return mlflow_exp.experiment_id, parent_id
 
 
+def open_parent(client, exp_id: str, parent_id: str | None, kept: dict, sweep: str, shard: str, exp_dict: dict,
+                n_trials: int, experiment_file: str, real_score: float | None) -> str:
+    """This shard's parent run: a new one, or the existing one reopened for --resume with
+    its unanswered trials moved to the trash."""
+    if parent_id is None:
+        return store.start_parent(client, exp_id, sweep, shard, exp_dict, n_trials, experiment_file,
+                                  {"real_score": real_score} if real_score is not None else None)
+    store.discard_unanswered(client, exp_id, parent_id, kept)
+    client.update_run(parent_id, status="RUNNING")
+    store.set_tags(client, parent_id, {"resumed": time.strftime("%Y-%m-%d %H:%M:%S")})
+    return parent_id
+
+
 def run_sweep(experiment_path: str | Path, name: str | None = None, resume: bool = False,
               shard: str | None = None, dry_run: bool = False) -> int:
     """Run (or resume) a sweep; 0 when every trial of the shard has a recorded outcome.
@@ -131,14 +144,8 @@ def run_sweep(experiment_path: str | Path, name: str | None = None, resume: bool
         checkpoints = store.latest_checkpoints(client, exp_id, parent_id, kept) if parent_id else {}
         # ---- first write ----
         exp_id = store.open_experiment(client, sweep)
-        if parent_id is None:
-            parent_id = store.start_parent(client, exp_id, sweep, shard_label, exp_dict, len(trials),
-                                           str(experiment_path),
-                                           {"real_score": real_score} if real_score is not None else None)
-        else:
-            store.discard_unanswered(client, exp_id, parent_id, kept)
-            client.update_run(parent_id, status="RUNNING")
-            store.set_tags(client, parent_id, {"resumed": time.strftime("%Y-%m-%d %H:%M:%S")})
+        parent_id = open_parent(client, exp_id, parent_id, kept, sweep, shard_label, exp_dict, len(trials),
+                                str(experiment_path), real_score)
         todo = [t for t in trials if t.id not in kept]
         resumed = f", {len(checkpoints)} from a checkpoint" if checkpoints else ""
         print(f"[{label}] {len(trials)} trials ({len(kept)} already done, {len(todo)} to run{resumed}); "
