@@ -47,3 +47,21 @@ def mode_table(df: pd.DataFrame, objectives, dataset: str) -> pd.DataFrame:
                          "hq_share": _published(pub.hq_percent, pub.hq_se, "{:.1f}"),
                          "reverse_kl": _published(pub.reverse_kl, pub.reverse_kl_se, "{:.2f}")})
     return pd.DataFrame(rows).rename(columns={"hq_share": "high quality %"})
+
+
+def mode_curves(curves: pd.DataFrame, objectives) -> dict[str, pd.DataFrame]:
+    """The same three figures at every evaluation, mean over seeds: one table per figure, a
+    row per method and a column per generator iteration (high quality in %), so a reader
+    sees whether the trend had settled when the budget ran out.
+    curves: long rows (objective, metric, step, value), as the report reads them from MLflow."""
+    tables = {}
+    for metric, scale, _ in METRICS:
+        sub = curves[curves["metric"] == metric]
+        if sub.empty:
+            continue
+        wide = sub.assign(value=sub["value"] * scale).groupby(["objective", "step"])["value"].mean().unstack("step")
+        wide = wide.reindex([o for o in objectives if o in wide.index]).round(2)
+        wide.columns = [f"{int(c):,}" for c in wide.columns]
+        wide.index.name = "method"
+        tables[{"hq_share": "high quality %"}.get(metric, metric)] = wide
+    return tables

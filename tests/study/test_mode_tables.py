@@ -35,3 +35,19 @@ def test_every_published_method_has_both_mixtures(method):
         rows = published_mode_rows(method, dataset)
         assert rows and all(0 < r.modes <= (8 if dataset == "ring8" else 25) for r in rows)
     assert published_mode_rows("gan", "fashion_mnist") == [] and published_mode_rows("wgan-gp", "ring8") == []
+
+
+def test_learning_curves_are_means_over_seeds_at_each_evaluation():
+    import pandas as pd
+    from harness.study.mode_tables import mode_curves
+    rows = [("gan", "modes_covered", 500, 4), ("gan", "modes_covered", 500, 6), ("gan", "modes_covered", 1000, 8),
+            ("gan+pack:2", "modes_covered", 500, 3), ("gan", "hq_share", 500, 0.25), ("gan", "hq_share", 500, 0.75),
+            ("gan", "loss_d", 500, 1.0)]
+    curves = pd.DataFrame(rows, columns=["objective", "metric", "step", "value"])
+    tables = mode_curves(curves, ["gan+pack:2", "gan", "wgan-gp"])
+    assert list(tables) == ["modes_covered", "high quality %"]          # no reverse KL rows, no loss table
+    modes = tables["modes_covered"]
+    assert list(modes.index) == ["gan+pack:2", "gan"] and list(modes.columns) == ["500", "1,000"]
+    assert modes.loc["gan", "500"] == 5.0 and modes.loc["gan", "1,000"] == 8.0
+    assert pd.isna(modes.loc["gan+pack:2", "1,000"])
+    assert tables["high quality %"].loc["gan", "500"] == 50.0          # a share, shown in %

@@ -18,7 +18,7 @@ from ...record import FAILED, OUTCOMES
 from ...trial import trials_of
 from .. import results, store
 from ..factor_tests import factor_tests
-from ..mode_tables import mode_table
+from ..mode_tables import METRICS as MODE_METRICS, mode_curves, mode_table
 from ..time_budget import time_budget
 from .document import Document, md_table
 from .plots import plot_curves, plot_distributions, plot_factor_effects, plot_success_rates
@@ -111,11 +111,14 @@ def _sample_grids(client, df: pd.DataFrame, objectives, out: Path) -> list[tuple
     return picked
 
 
-def _curves(client, df: pd.DataFrame, objectives) -> pd.DataFrame:
+def _curves(client, df: pd.DataFrame, objectives, metrics=CURVE_METRICS, trials: int | None = CURVE_TRIALS) -> pd.DataFrame:
+    """Long rows (objective, metric, step, value) from the MLflow histories of up to `trials`
+    trials per objective (None: all)."""
     rows = []
-    metrics = [m for m in CURVE_METRICS if m in df]
+    metrics = [m for m in metrics if m in df]
     for obj in objectives:
-        for run_id in df.loc[df["objective"] == obj, "run_id"].head(CURVE_TRIALS):
+        run_ids = df.loc[df["objective"] == obj, "run_id"]
+        for run_id in run_ids if trials is None else run_ids.head(trials):
             for metric in metrics:
                 rows += [{"objective": obj, "metric": metric, "step": h.step, "value": h.value}
                          for h in client.get_metric_history(run_id, metric)]
@@ -180,7 +183,7 @@ def coverage_sentence(exp: dict, df: pd.DataFrame, parent_runs) -> str | None:
             + ". Every figure below covers only the trials recorded so far.")
 
 
-def _mode_section(doc: Document, df: pd.DataFrame, exp: dict, objectives) -> None:
+def _mode_section(doc: Document, client, df: pd.DataFrame, exp: dict, objectives) -> None:
     """One architecture on a 2D mixture (a mode-collapse study): PacGAN's three figures per method."""
     if df.empty or df["arch_id"].nunique() != 1:
         return
@@ -195,6 +198,15 @@ def _mode_section(doc: Document, df: pd.DataFrame, exp: dict, objectives) -> Non
           "states. High quality = within 3 standard deviations of a mode; reverse KL of the "
           "high-quality samples' mode histogram (PacGAN's).")
     doc.table(table)
+    curves = _curves(client, df, objectives, [m for m, _, _ in MODE_METRICS], trials=None)
+    tables = mode_curves(curves, objectives)
+    if tables:
+        doc.h(2, "Learning curves")
+        doc.p("The same figures at every evaluation (columns: generator iterations), mean over seeds: "
+              "has the trend settled when the budget ends?")
+        for label, wide in tables.items():
+            doc.h(3, label)
+            doc.table(wide, index=True)
 
 
 def _factor_section(doc: Document, df: pd.DataFrame, t_ref: float, objectives, out: Path, rule: str) -> None:
@@ -271,7 +283,7 @@ def _results_sections(doc: Document, client, df: pd.DataFrame, exp: dict, metric
         doc.h(2, f"Beside the published table ({exp['reproduces']})")
         doc.p(comparison[1])
         doc.table(comparison[0])
-    _mode_section(doc, df, exp, objectives)
+    _mode_section(doc, client, df, exp, objectives)
     dist = plot_distributions(df, objectives, results.distribution_metrics(df), out / "plots" / "distributions.png")
     if dist:
         doc.h(2, "Final metric distributions")

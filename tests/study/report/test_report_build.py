@@ -94,3 +94,23 @@ def test_equilibrium_curves_include_the_kde_divergences_and_the_gap_to_d_star(tm
     assert {"js_kde", "kl_data_gen_kde", "kl_gen_data_kde", "d_gap_mean_abs"} == set(curves["metric"])
     assert len(curves) == 2 * 4 * 2
     assert plot_curves(curves, ["gan", "gan-minimax"], tmp_path / "eq.png").stat().st_size > 0
+
+
+def test_a_mode_collapse_study_reports_its_learning_curves(project):
+    exp = from_dict({"name": "modes", "dataset": "ring8", "objectives": ["gan", "gan+pack:2"], "seeds": [0, 1],
+                     "space": {"mode": "presets", "presets": ["pacgan-2d"]}})
+    client = store.get_client()
+    exp_id = store.open_experiment(client, "modes")
+    pid = store.start_parent(client, exp_id, "modes", "1/1", exp.to_dict(), 4, "m.yaml")
+    runs = store.ChildRuns(client, exp_id, pid, "modes", "1/1")
+    for t in trials_of(exp):
+        runs.start(t.id, t.params())
+        runs.log(t.id, [(500, {"modes_covered": 4.0 + t.seed}), (1000, {"modes_covered": 8.0})])
+        runs.finish(TrialRecord(t.id, t.arch.id, t.objective, t.seed, headline="modes_covered",
+                                metrics={"modes_covered": 8.0, "hq_share": 0.5, "reverse_kl": 0.1}, iterations=1000,
+                                wall_time_s=1.0))
+    store.end_run(client, pid, "FINISHED")
+    md = build_report("modes", out_root=project / "results").read_text()
+    curves = md[md.index("## Learning curves"):]
+    assert "| 500 | 1,000 |" in curves.replace("method | ", "")
+    assert "| gan | 4.5 | 8 |" in curves and "| gan+pack:2 | 4.5 | 8 |" in curves   # seeds 0 and 1 averaged
