@@ -49,12 +49,17 @@ def mode_table(df: pd.DataFrame, objectives, dataset: str) -> pd.DataFrame:
     return pd.DataFrame(rows).rename(columns={"hq_share": "high quality %"})
 
 
-def mode_curves(curves: pd.DataFrame, objectives) -> dict[str, pd.DataFrame]:
+def mode_curves(curves: pd.DataFrame, objectives, every: int | None = None) -> dict[str, pd.DataFrame]:
     """The same three figures at every evaluation, mean over seeds: one table per figure, a
     row per method and a column per generator iteration (high quality in %), so a reader
     sees whether the trend had settled when the budget ran out.
-    curves: long rows (objective, metric, step, value), as the report reads them from MLflow."""
+    curves: long rows (objective, metric, step, value), as the report reads them from MLflow.
+    every: the evaluation schedule; only its steps become columns, so a diverged trial's last
+    evaluation (at whatever step it stopped) does not add a column of its own: it leaves
+    the mean when it stops."""
     tables = {}
+    if every:
+        curves = curves[curves["step"] % every == 0]
     for metric, scale, _ in METRICS:
         sub = curves[curves["metric"] == metric]
         if sub.empty:

@@ -51,3 +51,13 @@ def test_learning_curves_are_means_over_seeds_at_each_evaluation():
     assert modes.loc["gan", "500"] == 5.0 and modes.loc["gan", "1,000"] == 8.0
     assert pd.isna(modes.loc["gan+pack:2", "1,000"])
     assert tables["high quality %"].loc["gan", "500"] == 50.0          # a share, shown in %
+
+
+def test_learning_curves_keep_the_evaluation_schedule_not_a_diverged_trials_last_step():
+    import pandas as pd
+    from harness.study.mode_tables import mode_curves
+    rows = [("gan", "modes_covered", 500, 4), ("gan", "modes_covered", 1000, 8), ("gan", "modes_covered", 1421, 1),
+            ("gan", "modes_covered", 500, 6)]
+    curves = pd.DataFrame(rows, columns=["objective", "metric", "step", "value"])
+    assert list(mode_curves(curves, ["gan"], every=500)["modes_covered"].columns) == ["500", "1,000"]
+    assert "1,421" in mode_curves(curves, ["gan"])["modes_covered"].columns     # without a schedule: every step

@@ -64,12 +64,24 @@ def summary_sentences(df: pd.DataFrame, exp: dict, thresholds, t_ref: float, rul
             f"({max(r.only_a, r.only_b)} vs {min(r.only_a, r.only_b)} pairs, p = {r.p_mcnemar:.2g})"
             for r in significant.itertuples()) + ".")
     else:
-        out.append("No pair of objectives differs beyond noise at this threshold (exact McNemar, all p >= 0.05).")
+        out.append("No pair of objectives differs beyond noise at this threshold (exact McNemar, all p >= 0.05)."
+                   + _power_caveat(int(pairs["pairs"].max()) if len(pairs) else 0))
     share, groups = results.noise_floor(df, thresholds, rule)
     out.append(f"Noise floor: {100 * share:.0f}% of {groups} (architecture, objective, threshold) outcomes change "
                "between seeds." if groups else
                "Noise floor: not measured (one seed per architecture): low-threshold outcomes may be coin flips.")
     return out
+
+
+def _power_caveat(n_pairs: int) -> str:
+    """Why 'no difference' can say nothing: an exact two-sided McNemar test on n pairs cannot go
+    below p = 2^(1-n), even when one side wins every pair (0.0625 for 5 pairs)."""
+    floor = 2.0 ** (1 - n_pairs) if n_pairs else 1.0
+    if floor < 0.05:
+        return ""
+    return (f" With {n_pairs} pairs per comparison this test cannot reach p < 0.05 even when one side wins "
+            f"every pair (smallest attainable p = {floor:.3g}): the study is too small to tell objectives "
+            "apart; more seeds or architectures would.")
 
 
 def load_study(name: str):
@@ -199,11 +211,12 @@ def _mode_section(doc: Document, client, df: pd.DataFrame, exp: dict, objectives
           "high-quality samples' mode histogram (PacGAN's).")
     doc.table(table)
     curves = _curves(client, df, objectives, [m for m, _, _ in MODE_METRICS], trials=None)
-    tables = mode_curves(curves, objectives)
+    tables = mode_curves(curves, objectives, exp["eval"].get("every"))
     if tables:
         doc.h(2, "Learning curves")
-        doc.p("The same figures at every evaluation (columns: generator iterations), mean over seeds: "
-              "has the trend settled when the budget ends?")
+        doc.p("The same figures at every evaluation (columns: generator iterations), mean over the seeds "
+              "still training (a diverged trial leaves the mean when it stops): has the trend settled "
+              "when the budget ends?")
         for label, wide in tables.items():
             doc.h(3, label)
             doc.table(wide, index=True)
@@ -314,8 +327,10 @@ def build_report(name: str, out_root: str | Path = "results") -> Path:
     """Write results/NAME/{report.md, report.html, trials.csv, plots/, samples/}; returns report.md."""
     client, df, exp, parent_runs = load_study(name)
     out = Path(out_root) / name
-    (out / "plots").mkdir(parents=True, exist_ok=True)
-    (out / "samples").mkdir(parents=True, exist_ok=True)
+    for images in (out / "plots", out / "samples"):
+        images.mkdir(parents=True, exist_ok=True)
+        for stale in images.glob("*.png"):   # a rebuilt study must not keep an earlier run's images
+            stale.unlink()
     headlines = df["headline"].dropna() if len(df) else pd.Series(dtype=str)
     metric = (headlines.iloc[0] if len(headlines) else None) or exp.get("success_metric") or "headline metric"
     df.drop(columns=[c for c in ("start_time", "end_time") if c in df]).to_csv(out / "trials.csv", index=False)

@@ -54,6 +54,14 @@ def test_report_merges_shards_from_mlflow_alone(project, two_shard_store):
         assert (out / "plots" / png).is_file()
 
 
+def test_a_rebuilt_report_drops_images_of_an_earlier_build(project, two_shard_store):
+    stale = project / "results" / "shards" / "samples" / "trial-of-an-earlier-run.png"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"png")
+    build_report("shards", out_root=project / "results")
+    assert not stale.exists() and (project / "results" / "shards" / "plots" / "success_rate.png").is_file()
+
+
 def test_a_partial_sharded_study_says_what_is_missing(project):
     exp = shard_store(shards=(1,), status="KILLED")
     md = build_report("shards", out_root=project / "results").read_text()
@@ -111,6 +119,13 @@ def test_a_mode_collapse_study_reports_its_learning_curves(project):
                                 wall_time_s=1.0))
     store.end_run(client, pid, "FINISHED")
     md = build_report("modes", out_root=project / "results").read_text()
+    assert "smallest attainable p = 0.5" in md           # 2 pairs: no test could separate them
     curves = md[md.index("## Learning curves"):]
     assert "| 500 | 1,000 |" in curves.replace("method | ", "")
     assert "| gan | 4.5 | 8 |" in curves and "| gan+pack:2 | 4.5 | 8 |" in curves   # seeds 0 and 1 averaged
+
+
+def test_no_difference_says_when_the_study_is_too_small_to_find_one():
+    from harness.study.report.build import _power_caveat
+    assert "smallest attainable p = 0.0625" in _power_caveat(5)    # 5 seeds of one architecture
+    assert _power_caveat(6) == ""                                  # 2^-5 = 0.031: a clean sweep would show
