@@ -54,7 +54,8 @@ def summary_sentences(df: pd.DataFrame, exp: dict, thresholds, t_ref: float, rul
     n_arch, seeds = df["arch_id"].nunique(), sorted(int(s) for s in df["seed"].dropna().unique())
     out = [f"At threshold {t_ref:g} (where about half of all trials succeed), over {n_arch} architectures x "
            f"{len(seeds)} seed(s) {seeds}, {exp['budget']['iterations']} generator iterations each: "
-           + "; ".join(f"{o} {rates.loc[o, 'rate']:.2f} [{rates.loc[o, 'ci_low']:.2f}, {rates.loc[o, 'ci_high']:.2f}]"
+           + "; ".join(f"{o} no outcome yet" if pd.isna(rates.loc[o, "rate"]) else
+                       f"{o} {rates.loc[o, 'rate']:.2f} [{rates.loc[o, 'ci_low']:.2f}, {rates.loc[o, 'ci_high']:.2f}]"
                        for o in objectives) + f" (success rate, 95% CI resampling {rates['resampled'].iloc[0]})."]
     pairs = results.all_pair_tables(df, [t_ref], objectives, rule)
     significant = pairs[pairs["p_mcnemar"] < 0.05]
@@ -157,11 +158,14 @@ def _header(doc: Document, name: str, df: pd.DataFrame, exp: dict, parent_runs, 
     doc.h(1, f"Robustness study: {name}")
     doc.p(f"{exp.get('description') or ''}".strip() or f"Experiment {exp.get('name')}.")
     shards = ", ".join(f"{r.data.tags.get('shard', '?')} ({r.info.status.lower()})" for r in parent_runs)
-    evaluator = df["evaluator"].iloc[0] if "evaluator" in df and len(df) else exp["eval"]["evaluator"]
+    evaluators = df["evaluator"].dropna() if "evaluator" in df else pd.Series(dtype=str)
+    evaluator = evaluators.iloc[0] if len(evaluators) else exp["eval"]["evaluator"]
+    answered = int(df["status"].isin(OUTCOMES).sum()) if len(df) else 0
+    open_runs = f" ({len(df) - answered} without an outcome: running or cut off)" if answered < len(df) else ""
     mode = "conditional on the labels, G(z, y) and D(x, y); " if exp.get("conditional") else ""
     doc.p(f"Dataset {exp['dataset']}; {mode}objectives {', '.join(exp['objectives'])}; seeds {exp['seeds']}; "
           f"{exp['budget']['iterations']} generator iterations at batch {exp['budget']['batch_size']}; "
-          f"evaluator {evaluator} with {exp['eval']['n_samples']} samples. Trials recorded: {len(df)}. "
+          f"evaluator {evaluator} with {exp['eval']['n_samples']} samples. Trials recorded: {len(df)}{open_runs}. "
           f"Sweep runs (shards): {shards}.")
     partial = coverage_sentence(exp, df, parent_runs)
     if partial:
@@ -339,11 +343,14 @@ def build_report(name: str, out_root: str | Path = "results") -> Path:
     thresholds, real = study_thresholds(exp, parent_runs)
     doc = Document()
     _header(doc, name, df, exp, parent_runs, metric, rule)
-    if df.empty:
-        doc.p("No trial has been recorded yet.")
+    # Statistics only over trials with an outcome: a trial still running, or cut off with its
+    # sweep run, is neither a success nor a failure (trials.csv lists it with its state).
+    answered = df[df["status"].isin(OUTCOMES)] if len(df) else df
+    if answered.empty:
+        doc.p("No trial has an outcome yet.")
     else:
-        _results_sections(doc, client, df, exp, metric, out, rule, thresholds, real)
-        _time_section(doc, client, df, parent_runs)
+        _results_sections(doc, client, answered, exp, metric, out, rule, thresholds, real)
+        _time_section(doc, client, answered, parent_runs)
     doc.h(2, "Experiment")
     doc.code(json.dumps(exp, indent=1))
     (out / "report.md").write_text(doc.markdown())

@@ -70,6 +70,25 @@ def test_a_partial_sharded_study_says_what_is_missing(project):
     assert "shards not run yet: 2/2" in md and "shards not finished: 1/2" in md
 
 
+def test_trials_without_an_outcome_count_neither_as_successes_nor_as_failures(project):
+    exp = from_dict({"name": "open", "dataset": "ring8", "objectives": ["gan", "wgan-gp"], "seeds": [0, 1],
+                     "space": {"mode": "sample", "n": 2, "seed": 0}, "thresholds": [1.0, 5.0]})
+    client = store.get_client()
+    exp_id = store.open_experiment(client, "open")
+    pid = store.start_parent(client, exp_id, "open", "1/1", exp.to_dict(), 8, "o.yaml")
+    runs = store.ChildRuns(client, exp_id, pid, "open", "1/1")
+    for t in trials_of(exp):
+        runs.start(t.id, t.params())
+        if t.objective == "gan" or t.seed == 0:       # wgan-gp seed 1 still running when the report is built
+            runs.finish(TrialRecord(t.id, t.arch.id, t.objective, t.seed, headline="modes_covered",
+                                    metrics={"modes_covered": 8.0}, iterations=20, wall_time_s=1.0))
+    md = build_report("open", out_root=project / "results").read_text()
+    assert "Trials recorded: 8 (2 without an outcome: running or cut off)" in md
+    assert "| 5 | 4 / 4 | 2 / 2 |" in md                  # wgan-gp: 2 of its 2 outcomes, not 2 of 4
+    assert "wgan-gp 1.00 [1.00, 1.00]" in md
+    assert len(pd.read_csv(project / "results" / "open" / "trials.csv")) == 8   # the csv still lists them
+
+
 def test_report_of_an_unknown_sweep_is_a_usage_error(project, capsys):
     assert cli.main(["report", "nothing-here"]) == 2
     assert "no sweep named 'nothing-here'" in capsys.readouterr().err
