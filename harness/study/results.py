@@ -236,9 +236,11 @@ def published_comparison(df: pd.DataFrame, key: str, rule: str = "paper") -> tup
 
 
 def distribution_metrics(df: pd.DataFrame) -> list[str]:
-    """The headline metric(s), then FID / KID style metrics found among the final metrics."""
+    """The headline metric(s), then FID / KID style metrics found among the final metrics, and
+    on the 2D mixtures PacGAN's other two figures (high-quality share, reverse KL)."""
     if df.empty:
         return []
     heads = [h for h in df["headline"].dropna().unique() if h]
     others = sorted(c for c in df.columns if str(c).lower().startswith(("fid", "kid")) and not str(c).endswith("_std"))
-    return list(dict.fromkeys(heads + others))[:4]
+    modes = [c for c in ("hq_share", "reverse_kl") if c in df and "modes_covered" in heads]
+    return list(dict.fromkeys(heads + others + modes))[:4]

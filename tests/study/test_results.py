@@ -130,3 +130,11 @@ def test_one_architecture_resamples_its_seeds():
     r = results.success_rates(seeded(rows), [1.0], ["gan"], n_resamples=500).iloc[0]
     assert r["resampled"] == "seeds" and r["rate"] == 0.5 and r["ci_low"] < 0.5 < r["ci_high"]
 
+
+
+def test_distribution_panels_add_pacgans_figures_only_to_a_mode_study():
+    image = results.frame([TrialRecord("a-gan-s0", "a", "gan", 0, headline="is", metrics={"is": 3.0, "fid": 40.0})])
+    assert results.distribution_metrics(image) == ["is", "fid"]
+    modes = results.frame([TrialRecord("a-gan-s0", "a", "gan", 0, headline="modes_covered",
+                                       metrics={"modes_covered": 8.0, "hq_share": 0.5, "reverse_kl": 0.1})])
+    assert results.distribution_metrics(modes) == ["modes_covered", "hq_share", "reverse_kl"]

@@ -38,7 +38,8 @@ def plot_distributions(df: pd.DataFrame, objectives, metrics, path: Path) -> Pat
     """One panel per metric: every trial's final value as a dot, a box per objective."""
     if not metrics:
         return None
-    fig, axes = _plt().subplots(1, len(metrics), figsize=(4 * len(metrics), 3.6), dpi=110, squeeze=False)
+    width = max(4.0, 0.45 * len(objectives))     # room for every method's name under its box
+    fig, axes = _plt().subplots(1, len(metrics), figsize=(width * len(metrics), 3.8), dpi=110, squeeze=False)
     for ax, metric in zip(axes[0], metrics):
         data = [pd.to_numeric(df.loc[df["objective"] == o, metric], errors="coerce").dropna().to_numpy()
                 if metric in df else np.array([]) for o in objectives]
@@ -47,7 +48,7 @@ def plot_distributions(df: pd.DataFrame, objectives, metrics, path: Path) -> Pat
                 ax.scatter(np.full(len(d), i + 1) + np.linspace(-0.12, 0.12, len(d)), d, s=10, alpha=0.7)
         if any(len(d) for d in data):
             ax.boxplot([d if len(d) else [np.nan] for d in data], widths=0.5, showfliers=False)
-        ax.set_xticks(range(1, len(objectives) + 1), objectives, rotation=30, fontsize=8)
+        ax.set_xticks(range(1, len(objectives) + 1), objectives, rotation=35, ha="right", fontsize=8)
         ax.set_title(metric, fontsize=9)
     return _save(fig, path)
 
