@@ -46,6 +46,12 @@ def frame(records: Iterable[TrialRecord]) -> pd.DataFrame:
     return df.sort_values("trial_id").reset_index(drop=True)
 
 
+def with_outcome(df: pd.DataFrame) -> pd.DataFrame:
+    """The trials that have an outcome (record.OUTCOMES). A trial still running, or cut off
+    with its sweep run, is neither a success nor a failure: every statistic leaves it out."""
+    return df[df["status"].isin(OUTCOMES)] if len(df) else df
+
+
 def success(df: pd.DataFrame, threshold: float, rule: str = "paper") -> pd.Series:
     if df.empty:
         return pd.Series(dtype=bool)

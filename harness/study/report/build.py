@@ -14,7 +14,7 @@ import pandas as pd
 
 from ...config import check_name, from_dict
 from ...errors import UsageError
-from ...record import FAILED, OUTCOMES
+from ...record import FAILED
 from ...trial import trials_of
 from .. import results, store
 from ..factor_tests import factor_tests
@@ -160,7 +160,7 @@ def _header(doc: Document, name: str, df: pd.DataFrame, exp: dict, parent_runs, 
     shards = ", ".join(f"{r.data.tags.get('shard', '?')} ({r.info.status.lower()})" for r in parent_runs)
     evaluators = df["evaluator"].dropna() if "evaluator" in df else pd.Series(dtype=str)
     evaluator = evaluators.iloc[0] if len(evaluators) else exp["eval"]["evaluator"]
-    answered = int(df["status"].isin(OUTCOMES).sum()) if len(df) else 0
+    answered = len(results.with_outcome(df))
     open_runs = f" ({len(df) - answered} without an outcome: running or cut off)" if answered < len(df) else ""
     mode = "conditional on the labels, G(z, y) and D(x, y); " if exp.get("conditional") else ""
     doc.p(f"Dataset {exp['dataset']}; {mode}objectives {', '.join(exp['objectives'])}; seeds {exp['seeds']}; "
@@ -190,7 +190,7 @@ def coverage_sentence(exp: dict, df: pd.DataFrame, parent_runs) -> str | None:
     missing = [f"{k}/{n}" for k in range(1, n + 1) if f"{k}/{n}" not in present]
     unfinished = [s for s, status in sorted(present.items()) if status != "FINISHED"]
     expected = len(trials_of(from_dict(exp)))
-    answered = int(df["status"].isin(OUTCOMES).sum()) if len(df) else 0
+    answered = len(results.with_outcome(df))
     if not missing and not unfinished and answered >= expected:
         return None
     return (f"**Partial study: {answered} of the experiment's {expected} trials have an outcome**"
@@ -343,9 +343,7 @@ def build_report(name: str, out_root: str | Path = "results") -> Path:
     thresholds, real = study_thresholds(exp, parent_runs)
     doc = Document()
     _header(doc, name, df, exp, parent_runs, metric, rule)
-    # Statistics only over trials with an outcome: a trial still running, or cut off with its
-    # sweep run, is neither a success nor a failure (trials.csv lists it with its state).
-    answered = df[df["status"].isin(OUTCOMES)] if len(df) else df
+    answered = results.with_outcome(df)     # trials.csv above lists every trial, with its state
     if answered.empty:
         doc.p("No trial has an outcome yet.")
     else:

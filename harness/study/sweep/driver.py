@@ -27,7 +27,6 @@ from pathlib import Path
 from ...config import Experiment, check_name, experiment_diff, load_experiment
 from ...data import get_dataset_spec, load_images
 from ...errors import DatasetNotFound, UsageError
-from ...record import OUTCOMES
 from ...trial import Trial, make_evaluator, real_data_score, trials_of
 from .. import results, store
 from .aggregate import aggregate_onto_parent
@@ -200,12 +199,12 @@ def aggregate(client, exp_id: str, parent_id: str, exp: Experiment, thresholds: 
               n: int) -> bool:
     """Success counts onto the parent; with shards, study-wide counts too once all are done.
     Returns whether every trial of this shard has an outcome."""
-    df = results.frame(store.read_records(client, exp_id, parent_id))
+    df = results.with_outcome(results.frame(store.read_records(client, exp_id, parent_id)))
     aggregate_onto_parent(client, parent_id, df, thresholds, exp.objectives, exp.success_rule)
-    done = set(df.loc[df["status"].isin(OUTCOMES), "trial_id"]) if len(df) else set()
+    done = set(df["trial_id"]) if len(df) else set()
     complete = all(t.id in done for t in trials)
     if n > 1 and complete:
-        every = results.frame(store.read_records(client, exp_id))
+        every = results.with_outcome(results.frame(store.read_records(client, exp_id)))
         if len(every) and {t.id for t in trials_of(exp)} <= set(every["trial_id"]):
             aggregate_onto_parent(client, parent_id, every, thresholds, exp.objectives, exp.success_rule,
                                   prefix="study/")
