@@ -1,4 +1,4 @@
-"""One entry point: python -m harness {list,space,train,evaluator,sweep,report,ui,bench}.
+"""One entry point: python -m harness {list,space,train,evaluator,sweep,report,store,ui,bench}.
 
 Argument parsing and dispatch only. Bad input (an unknown name, a malformed experiment
 file, a missing dataset) is an `errors.UserError`: it exits with status 2 and a message
@@ -101,6 +101,21 @@ def cmd_report(args):
     print(f"report written to {build_report(args.name, out_root=args.out)}")
 
 
+def cmd_store(args):
+    from pathlib import Path
+
+    from .study.carry import export_store, import_store
+    if args.action == "export":
+        done = export_store(args.name, Path(args.folder))
+        print(f"exported sweep {done['sweep']}: {done['runs']} runs, the checkpoints of {done['checkpoints']} "
+              f"unfinished trials -> {done['folder']}")
+    else:
+        done = import_store(Path(args.folder), artifacts_root=args.artifacts and Path(args.artifacts),
+                            checkpoints_root=args.checkpoints and Path(args.checkpoints))
+        print(f"imported sweep {done['sweep']} into {done['store']} (artifacts {done['artifacts']}, "
+              f"{done['checkpoints']} checkpoints); continue with: python -m harness sweep FILE --resume")
+
+
 def cmd_ui(args):
     from .study.ui import launch_ui
     return launch_ui(host=args.host, port=args.port)
@@ -109,6 +124,19 @@ def cmd_ui(args):
 def cmd_bench(args):
     from .bench import run_bench
     return run_bench(quick=args.quick, out_dir=args.out, only=args.only)
+
+
+def add_store_parser(sub) -> None:
+    q = sub.add_parser("store", help="carry a sweep's MLflow store (sqlite, artifacts, checkpoints) between machines")
+    acts = q.add_subparsers(dest="action", required=True)
+    e = acts.add_parser("export", help="write sweep NAME's store to FOLDER (replacing an earlier export)")
+    e.add_argument("name")
+    e.add_argument("folder")
+    i = acts.add_parser("import", help="make an exported FOLDER the store at MLFLOW_TRACKING_URI (a new file)")
+    i.add_argument("folder")
+    i.add_argument("--artifacts", help="artifact root (default ./mlruns)")
+    i.add_argument("--checkpoints", help="where unfinished trials' checkpoints go (default ./.ray_results/carried)")
+    q.set_defaults(func=cmd_store)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -157,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", default="results")
     q.set_defaults(func=cmd_report)
 
+    add_store_parser(sub)
     q = sub.add_parser("ui", help="MLflow UI on the project's store (127.0.0.1)")
     q.add_argument("--host", default="127.0.0.1")
     q.add_argument("--port", type=int, default=5000)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -183,11 +184,14 @@ def test_kill_then_resume_runs_every_trial_exactly_once(project, write_experimen
     assert r.returncode == 2 and "budget.iterations: 80 -> 999" in r.stderr, r.stderr
 
 
-def test_kill_mid_trial_then_resume_continues_from_its_checkpoint(project, write_experiment, tiny_toy2d,
+@pytest.mark.parametrize("carried", [False, True], ids=["same machine", "carried to another"])
+def test_kill_mid_trial_then_resume_continues_from_its_checkpoint(carried, project, write_experiment, tiny_toy2d,
                                                                    hold_trials, monkeypatch):
     """The trial is held right after its checkpoint at iteration 40 of 80 reached Tune's
     storage, then the sweep is killed; --resume continues it from there, and it ends with the
-    metrics (and metric history) of the same trial run without interruption."""
+    metrics (and metric history) of the same trial run without interruption. Carried: the
+    store goes through `store export` / `store import` to a new directory and a new sqlite
+    file, and the original checkpoint is deleted, so only the carried copy can be resumed."""
     settings = {**tiny_toy2d, "objectives": ["gan"], "space": {**tiny_toy2d["space"], "n": 1},
                 "eval": {**tiny_toy2d["eval"], "every": 40}, "train": {"threads": 1, "checkpoint_every": 40}}
     path = write_experiment("midtrial", **settings)
@@ -216,6 +220,16 @@ def test_kill_mid_trial_then_resume_continues_from_its_checkpoint(project, write
     assert str(saved).startswith(str(project)), "Tune's storage, under the project"
 
     monkeypatch.delenv("HARNESS_TEST_HOLD")
+    if carried:
+        r = run_harness("store", "export", "midtrial", project / "carried")
+        assert r.returncode == 0 and "the checkpoints of 1 unfinished trials" in r.stdout, r.stderr
+        shutil.rmtree(saved)
+        home = project / "another"
+        home.mkdir()
+        monkeypatch.chdir(home)
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
+        r = run_harness("store", "import", project / "carried")
+        assert r.returncode == 0, r.stderr
     r = run_harness("sweep", path, "--resume")
     assert r.returncode == 0, r.stderr
     assert "1 to run, 1 from a checkpoint" in r.stderr
@@ -225,12 +239,17 @@ def test_kill_mid_trial_then_resume_continues_from_its_checkpoint(project, write
     for metric in ("hq_share", "modes_covered", "w1_exact_2k", "loss_d", "loss_g"):
         assert resumed[metric] == whole[metric], metric
     history = lambda run_id: [(m.step, m.value) for m in c.get_metric_history(run_id, "loss_d")]  # noqa: E731
-    assert history(resumed["run_id"]) == history(whole["run_id"]), "the replayed history plus the rest"
-    run = c.get_run(resumed["run_id"])
+    c_resumed = _client()
+    assert [(m.step, m.value) for m in c_resumed.get_metric_history(resumed["run_id"], "loss_d")] == \
+        history(whole["run_id"]), "the replayed history plus the rest"
+    run = c_resumed.get_run(resumed["run_id"])
     assert run.data.tags["resumed_from"] == "40" and run.data.tags["attempt"] == "1"
     assert "checkpoint" not in run.data.tags
     assert not saved.exists(), "a finished trial's checkpoints are removed"
     assert not list(project.glob(".ray_results/**/checkpoint_*")), "the uninterrupted run's too"
+    if carried:
+        assert not list((project / "another" / ".ray_results" / "carried").glob("*/state.pt")), \
+            "the imported copy is removed once the trial finished"
 
 
 def test_a_trial_retried_by_tune_continues_from_its_checkpoint(project, write_experiment, tiny_toy2d, hold_trials):
