@@ -132,19 +132,28 @@ def end_run(client, run_id: str, status: str) -> None:
 SWEEP_RUN_METRIC = "sweep_run_s"    # on the parent: wall seconds of each sweep run (step 0, 1, ...)
 
 
-def log_sweep_run(client, parent_id: str, seconds: float) -> None:
-    """One more sweep run of this shard (the first, or a --resume) took `seconds` of wall time."""
-    step = len(client.get_metric_history(parent_id, SWEEP_RUN_METRIC))
+def next_sweep_run(client, parent_id: str) -> int:
+    """The step under which this sweep run (the first, or a --resume) logs its wall time."""
+    return len({m.step for m in client.get_metric_history(parent_id, SWEEP_RUN_METRIC)})
+
+
+def log_sweep_run(client, parent_id: str, step: int, seconds: float) -> None:
+    """Sweep run `step` of this shard has been going for `seconds` of wall time: logged as it
+    runs and once more at its end, so a sweep killed outright leaves its time up to its last
+    log."""
     client.log_metric(parent_id, SWEEP_RUN_METRIC, float(seconds), step=step)
 
 
 def sweep_run_seconds(client, parent) -> list[float]:
-    """Wall seconds of each sweep run of this shard, as the driver logged them. A parent from
-    before that metric: its start-to-end span if it ran once; nothing if it was resumed (its
-    span would count the pause between the runs)."""
+    """Wall seconds of each sweep run of this shard (the latest value logged for each). A
+    parent from before that metric: its start-to-end span if it ran once; nothing if it was
+    resumed (its span would count the pause between the runs)."""
     history = client.get_metric_history(parent.info.run_id, SWEEP_RUN_METRIC)
     if history:
-        return [m.value for m in sorted(history, key=lambda m: m.step)]
+        latest: dict[int, float] = {}
+        for m in history:
+            latest[m.step] = max(latest.get(m.step, 0.0), m.value)
+        return [latest[step] for step in sorted(latest)]
     info = parent.info
     if info.start_time and info.end_time and "resumed" not in parent.data.tags:
         return [(info.end_time - info.start_time) / 1000.0]

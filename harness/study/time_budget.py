@@ -48,8 +48,15 @@ def time_budget(df: pd.DataFrame, sweep_seconds: list[float]) -> tuple[pd.DataFr
     sentence = (f"{len(d)} trials, {total:.0f} s of trial time in all ({total / len(d):.1f} s per trial); "
                 f"outside training: {100 * (total - seconds[0]) / total:.1f} %.")
     wall = sum(s for s in sweep_seconds if s > 0)
-    if wall > 0:
-        around = max(0.0, wall - busy_seconds(zip(d["start_time"], d["end_time"])))
+    busy = busy_seconds(zip(d["start_time"], d["end_time"]))
+    if wall > 0 and busy > wall * 1.01:
+        # trials only run inside sweep runs: some sweep run's time is missing (one killed
+        # outright by a version that logged its time only at its end)
+        sentence += (f" Trials were running for {busy:.0f} s of wall time, more than the {wall:.0f} s the sweep "
+                     "runs logged: the time of a sweep run killed before it logged it is missing, so no "
+                     "overlap figure is given.")
+    elif wall > 0:
+        around = max(0.0, wall - busy)
         sentence += (f" The sweep ran {wall:.0f} s of wall time ({len(sweep_seconds)} sweep run(s)); trials overlapped "
                      f"{total / wall:.2f}-fold on average; for {around:.0f} s ({100 * around / wall:.1f} %) "
                      "no trial was running (Ray start-up, checks, aggregation).")

@@ -75,6 +75,9 @@ def test_each_sweep_run_is_timed_and_a_resumed_parent_without_times_gives_none(s
     assert store.sweep_run_seconds(client, parent) == [pytest.approx((parent.info.end_time - parent.info.start_time) / 1000)]
     store.set_tags(client, pid, {"resumed": "later"})          # resumed by a version that did not time its runs
     assert store.sweep_run_seconds(client, client.get_run(pid)) == []
-    store.log_sweep_run(client, pid, 120.0)                     # two timed runs: the pause between them is not counted
-    store.log_sweep_run(client, pid, 30.5)
+    assert store.next_sweep_run(client, pid) == 0
+    for seconds in (60.0, 120.0):                               # the first run, logged as it goes
+        store.log_sweep_run(client, pid, 0, seconds)
+    assert store.next_sweep_run(client, pid) == 1
+    store.log_sweep_run(client, pid, 1, 30.5)                   # two timed runs: the pause between them is not counted
     assert store.sweep_run_seconds(client, client.get_run(pid)) == [120.0, 30.5]

@@ -37,3 +37,12 @@ def test_two_sweep_runs_a_day_apart_count_only_their_own_time():
                        "start_time": [1_000, day + 1_000], "end_time": [11_000, day + 11_000]})
     _, sentence = time_budget(df, [12.0, 13.0])
     assert "25 s of wall time (2 sweep run(s))" in sentence and "for 5 s (20.0 %) no trial" in sentence
+
+
+def test_a_sweep_run_whose_time_is_missing_gives_no_overlap_figure():
+    # trials busy for 20 s in all, but the sweep runs logged only 8 s (one killed before it logged)
+    df = pd.DataFrame({"wall_time_s": [10.0, 10.0], "train_time_s": [9.0, 9.0], "eval_time_s": [0.5, 0.5],
+                       "start_time": [0, 50_000], "end_time": [10_000, 60_000]})
+    _, sentence = time_budget(df, [8.0])
+    assert "running for 20 s of wall time, more than the 8 s" in sentence
+    assert "fold" not in sentence and "no trial was running" not in sentence

@@ -133,6 +133,26 @@ class Recorder(tune.Callback):
         self.states[tid] = FAILED
 
 
+class SweepClock(tune.Callback):
+    """Logs the sweep run's wall time so far through `log(seconds)` (onto its parent run) at
+    Tune's first step and then every `every` seconds, so a sweep killed outright (kill -9, a
+    machine taken back) still leaves its time in the store, short by at most `every`. A write
+    that fails is reported, never a reason to stop the sweep."""
+
+    def __init__(self, log, started: float, every: float = 60.0):
+        self.log, self.started, self.every = log, started, every
+        self.last: float | None = None
+
+    def on_step_end(self, iteration, trials, **info):
+        now = time.monotonic()
+        if self.last is None or now - self.last >= self.every:
+            self.last = now
+            try:
+                self.log(now - self.started)
+            except Exception as err:  # noqa: BLE001 - a callback that raises stops Tune
+                print(f"could not log the sweep's wall time: {err}", file=sys.stderr)
+
+
 def fmt_duration(seconds: float) -> str:
     seconds = int(seconds)
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else \

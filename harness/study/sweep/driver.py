@@ -18,6 +18,7 @@ cluster's CPUs, the store's state) runs before the first write to the store.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
@@ -30,7 +31,7 @@ from ...errors import DatasetNotFound, UsageError
 from ...trial import Trial, make_evaluator, real_data_score, trials_of
 from .. import results, store
 from .aggregate import aggregate_onto_parent
-from .callbacks import ProgressLine, Recorder, TrialStates, trial_dirname_of, trial_id_of
+from .callbacks import ProgressLine, Recorder, SweepClock, TrialStates, trial_dirname_of, trial_id_of
 from .plan import gpu_memory_bytes, pairs_first, parse_shard, shard_trials, trial_gpu_shares, trial_resources
 from .worker import run_one, trial_config
 
@@ -150,10 +151,12 @@ def run_sweep(experiment_path: str | Path, name: str | None = None, resume: bool
         print(f"[{label}] {len(trials)} trials ({len(kept)} already done, {len(todo)} to run{resumed}); "
               f"MLflow {store.tracking_uri()}, experiment {sweep!r}, parent run {parent_id}", file=sys.stderr)
         runs = store.ChildRuns(client, exp_id, parent_id, sweep, shard_label)
+        clock = functools.partial(store.log_sweep_run, client, parent_id, store.next_sweep_run(client, parent_id))
         status = "FAILED"
         try:
             if todo:
-                fit(exp, exp_dict, pairs_first(exp, todo), resources, runs, label, f"{sweep}-{i}of{n}", checkpoints)
+                fit(exp, exp_dict, pairs_first(exp, todo), resources, runs, label, f"{sweep}-{i}of{n}", checkpoints,
+                    SweepClock(clock, started))
             status = "FINISHED"
         except KeyboardInterrupt:
             status = "KILLED"
@@ -163,7 +166,7 @@ def run_sweep(experiment_path: str | Path, name: str | None = None, resume: bool
             complete = aggregate(client, exp_id, parent_id, exp, thresholds, trials, n)
             if status == "FINISHED" and not complete:
                 status = "KILLED"   # Tune stopped early (Ctrl-C): --resume continues
-            store.log_sweep_run(client, parent_id, time.monotonic() - started)
+            clock(time.monotonic() - started)
             store.end_run(client, parent_id, status)
     finally:
         ray.shutdown()
@@ -172,14 +175,14 @@ def run_sweep(experiment_path: str | Path, name: str | None = None, resume: bool
 
 
 def fit(exp: Experiment, exp_dict: dict, todo: list[Trial], resources, runs, label: str, run_name: str,
-        checkpoints: dict[str, dict]) -> None:
+        checkpoints: dict[str, dict], clock: SweepClock) -> None:
     """One Tune experiment over `todo`, recorded into `runs` as it goes; trials in
     `checkpoints` (trial id -> {"path", "iteration"}) continue from that checkpoint. Tune
     keeps each trial's latest checkpoint (and restores it when it retries a trial)."""
     from ray import tune
     states = TrialStates()
     callbacks = [Recorder({t.id: t for t in todo}, runs, states, exp.train.keep_checkpoints),
-                 ProgressLine(states, label, len(todo))]
+                 ProgressLine(states, label, len(todo)), clock]
     trainable = tune.with_resources(tune.with_parameters(run_one, experiment=exp_dict), resources)
     storage = os.environ.get("HARNESS_RAY_STORAGE") or str(Path.cwd() / ".ray_results")
     tuner = tune.Tuner(

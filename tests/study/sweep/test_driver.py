@@ -215,6 +215,8 @@ def test_kill_mid_trial_then_resume_continues_from_its_checkpoint(carried, proje
     finally:
         kill_session(proc.pid, signal.SIGKILL)
     [tags] = tagged()
+    [killed_run_s] = store.sweep_run_seconds(c, store.parents(c, exp_id)[0])
+    assert killed_run_s > 0, "the killed sweep run's wall time, logged while it ran"
     saved = Path(tags["checkpoint"])
     assert tags["checkpoint_iteration"] == "40" and (saved / "state.pt").is_file()
     assert str(saved).startswith(str(project)), "Tune's storage, under the project"
@@ -242,6 +244,9 @@ def test_kill_mid_trial_then_resume_continues_from_its_checkpoint(carried, proje
     c_resumed = _client()
     assert [(m.step, m.value) for m in c_resumed.get_metric_history(resumed["run_id"], "loss_d")] == \
         history(whole["run_id"]), "the replayed history plus the rest"
+    [parent] = store.parents(c_resumed, store.find_experiment(c_resumed, "midtrial").experiment_id)
+    assert store.sweep_run_seconds(c_resumed, parent)[0] == killed_run_s
+    assert len(store.sweep_run_seconds(c_resumed, parent)) == 2, "the killed run and the resume, each timed"
     run = c_resumed.get_run(resumed["run_id"])
     assert run.data.tags["resumed_from"] == "40" and run.data.tags["attempt"] == "1"
     assert "checkpoint" not in run.data.tags
