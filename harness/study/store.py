@@ -130,6 +130,7 @@ def end_run(client, run_id: str, status: str) -> None:
 
 
 SWEEP_RUN_METRIC = "sweep_run_s"    # on the parent: wall seconds of each sweep run (step 0, 1, ...)
+SWEEP_CLOCK_S = 60.0                # how often a running sweep logs it (a killed run's is short by at most this)
 
 
 def next_sweep_run(client, parent_id: str) -> int:

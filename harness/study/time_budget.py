@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from .store import SWEEP_CLOCK_S
+
 PARTS = ("training", "evaluation", "trial set-up and final samples", "Ray, Tune and MLflow around the trial")
 
 
@@ -49,8 +51,9 @@ def time_budget(df: pd.DataFrame, sweep_seconds: list[float]) -> tuple[pd.DataFr
                 f"outside training: {100 * (total - seconds[0]) / total:.1f} %.")
     wall = sum(s for s in sweep_seconds if s > 0)
     busy = busy_seconds(zip(d["start_time"], d["end_time"]))
-    if wall > 0 and busy > wall * 1.01:
-        # trials only run inside sweep runs: some sweep run's time is missing (one killed
+    if wall > 0 and busy > wall + SWEEP_CLOCK_S * len(sweep_seconds):
+        # trials only run inside sweep runs, whose logged times are short by at most one clock
+        # interval each (a killed run): beyond that, a run's time is missing (one killed
         # outright by a version that logged its time only at its end)
         sentence += (f" Trials were running for {busy:.0f} s of wall time, more than the {wall:.0f} s the sweep "
                      "runs logged: the time of a sweep run killed before it logged it is missing, so no "

@@ -15,7 +15,7 @@ from ray import tune
 
 from ...record import FAILED, OUTCOMES, TrialRecord
 from ...trial import Trial
-from ..store import RUNNING, ChildRuns
+from ..store import RUNNING, SWEEP_CLOCK_S, ChildRuns
 from .worker import checkpoint_uri
 
 RETRYING = "retrying"
@@ -139,7 +139,7 @@ class SweepClock(tune.Callback):
     machine taken back) still leaves its time in the store, short by at most `every`. A write
     that fails is reported, never a reason to stop the sweep."""
 
-    def __init__(self, log, started: float, every: float = 60.0):
+    def __init__(self, log, started: float, every: float = SWEEP_CLOCK_S):
         self.log, self.started, self.every = log, started, every
         self.last: float | None = None
 

@@ -240,10 +240,9 @@ def test_kill_mid_trial_then_resume_continues_from_its_checkpoint(carried, proje
     assert pd.isna(whole["resumed_from"])
     for metric in ("hq_share", "modes_covered", "w1_exact_2k", "loss_d", "loss_g"):
         assert resumed[metric] == whole[metric], metric
-    history = lambda run_id: [(m.step, m.value) for m in c.get_metric_history(run_id, "loss_d")]  # noqa: E731
-    c_resumed = _client()
-    assert [(m.step, m.value) for m in c_resumed.get_metric_history(resumed["run_id"], "loss_d")] == \
-        history(whole["run_id"]), "the replayed history plus the rest"
+    history = lambda client, run_id: [(m.step, m.value) for m in client.get_metric_history(run_id, "loss_d")]  # noqa: E731
+    c_resumed = _client()        # the imported store when carried, else the same one
+    assert history(c_resumed, resumed["run_id"]) == history(c, whole["run_id"]), "the replayed history plus the rest"
     [parent] = store.parents(c_resumed, store.find_experiment(c_resumed, "midtrial").experiment_id)
     assert store.sweep_run_seconds(c_resumed, parent)[0] == killed_run_s
     assert len(store.sweep_run_seconds(c_resumed, parent)) == 2, "the killed run and the resume, each timed"
