@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..published import published_mode_rows
+from .learning_curves import curve_table
 
 METRICS = (("modes_covered", 1.0, "{:.1f}"), ("hq_share", 100.0, "{:.1f}"), ("reverse_kl", 1.0, "{:.2f}"))
 
@@ -58,15 +59,8 @@ def mode_curves(curves: pd.DataFrame, objectives, every: int | None = None) -> d
     evaluation (at whatever step it stopped) does not add a column of its own: it leaves
     the mean when it stops."""
     tables = {}
-    if every:
-        curves = curves[curves["step"] % every == 0]
     for metric, scale, _ in METRICS:
-        sub = curves[curves["metric"] == metric]
-        if sub.empty:
-            continue
-        wide = sub.assign(value=sub["value"] * scale).groupby(["objective", "step"])["value"].mean().unstack("step")
-        wide = wide.reindex([o for o in objectives if o in wide.index]).round(2)
-        wide.columns = [f"{int(c):,}" for c in wide.columns]
-        wide.index.name = "method"
-        tables[{"hq_share": "high quality %"}.get(metric, metric)] = wide
+        wide = curve_table(curves, objectives, metric, every, scale)
+        if not wide.empty:
+            tables[{"hq_share": "high quality %"}.get(metric, metric)] = wide
     return tables

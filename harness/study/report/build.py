@@ -21,7 +21,8 @@ from ..factor_tests import factor_tests
 from ..mode_tables import METRICS as MODE_METRICS, mode_curves, mode_table
 from ..time_budget import time_budget
 from .document import Document, md_table
-from .plots import plot_curves, plot_distributions, plot_factor_effects, plot_success_rates
+from ..learning_curves import curve_table, final_gains, settled_sentence
+from .plots import plot_curves, plot_distributions, plot_factor_effects, plot_learning_curves, plot_success_rates
 
 # Curves of the game itself (objectives' diagnostics, the true W1, JS and KLs and D's gap to
 # the optimal D* on 2D mixtures, the losses), read back from each trial's MLflow history for
@@ -133,9 +134,9 @@ def _curves(client, df: pd.DataFrame, objectives, metrics=CURVE_METRICS, trials:
         run_ids = df.loc[df["objective"] == obj, "run_id"]
         for run_id in run_ids if trials is None else run_ids.head(trials):
             for metric in metrics:
-                rows += [{"objective": obj, "metric": metric, "step": h.step, "value": h.value}
+                rows += [{"run_id": run_id, "objective": obj, "metric": metric, "step": h.step, "value": h.value}
                          for h in client.get_metric_history(run_id, metric)]
-    return pd.DataFrame(rows, columns=["objective", "metric", "step", "value"])
+    return pd.DataFrame(rows, columns=["run_id", "objective", "metric", "step", "value"])
 
 
 def _equilibrium_section(doc: Document, client, df: pd.DataFrame, objectives, out: Path) -> None:
@@ -226,6 +227,34 @@ def _mode_section(doc: Document, client, df: pd.DataFrame, exp: dict, objectives
             doc.table(wide, index=True)
 
 
+def _learning_section(doc: Document, client, df: pd.DataFrame, exp: dict, metric: str, objectives, out: Path,
+                      lines: dict[str, float]) -> None:
+    """The headline metric over training (a mode-collapse study shows its own three figures
+    instead); lines: levels drawn across the plot (label -> value)."""
+    every, budget = exp["eval"].get("every"), exp.get("budget", {}).get("iterations")
+    shown_by_mode_section = df["arch_id"].nunique() == 1 and metric in {m for m, _, _ in MODE_METRICS}
+    if not every or not budget or budget < 2 * every or shown_by_mode_section:
+        return
+    curves = _curves(client, df, objectives, [metric], trials=None)
+    table = curve_table(curves, objectives, metric, every)
+    if table.shape[1] < 2:
+        return
+    doc.h(2, "Learning curves")
+    doc.p(f"{metric} at every evaluation (columns: generator iterations), mean over the trials still "
+          "training: has the climb settled when the budget ends? Thresholds above are read at the budget.")
+    doc.table(table, index=True)
+    gains = final_gains(curves, objectives, metric, budget, every)
+    if not gains.empty:
+        doc.p(settled_sentence(gains, metric, every) + " Gain per trial over the last interval, mean and 95% "
+              "bootstrap CI over the trials that trained the whole budget, beside the interval before it:")
+        shown = gains.assign(**{"gain, last interval": [f"{m:+.3g} [{lo:+.3g}, {hi:+.3g}]" for m, lo, hi in zip(
+            gains["gain, last interval"], gains["ci_low"], gains["ci_high"])]}).drop(columns=["ci_low", "ci_high"])
+        doc.table(shown.round(3))
+    path = plot_learning_curves(curves, objectives, metric, out / "plots" / "learning_curves.png", lines)
+    if path is not None:
+        doc.img(str(path.relative_to(out)), f"{metric} over training: every trial (thin) and the mean per objective")
+
+
 def _factor_section(doc: Document, df: pd.DataFrame, t_ref: float, objectives, out: Path, rule: str) -> None:
     effects = results.factor_effects(df, t_ref, objectives, rule)
     if effects.empty:
@@ -305,6 +334,9 @@ def _results_sections(doc: Document, client, df: pd.DataFrame, exp: dict, metric
     if dist:
         doc.h(2, "Final metric distributions")
         doc.img(str(dist.relative_to(out)), "final metrics per objective (every trial with a value)")
+    lines = {f"threshold {t_ref:.3g} (about half succeed)": t_ref,
+             **({f"real data {real:.3g}": real} if real is not None else {})}
+    _learning_section(doc, client, df, exp, metric, objectives, out, lines)
     _factor_section(doc, df, t_ref, objectives, out, rule)
     _equilibrium_section(doc, client, df, objectives, out)
     grids = _sample_grids(client, df, objectives, out / "samples")

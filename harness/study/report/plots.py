@@ -1,4 +1,5 @@
-"""The report's pictures: success rate against threshold, metric distributions, factor effects."""
+"""The report's pictures: success rate against threshold, metric distributions, factor effects,
+the game's curves and the headline metric over training."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -115,3 +116,32 @@ def plot_curves(curves: pd.DataFrame, objectives, path: Path) -> Path | None:
     fig.savefig(path)
     _plt().close(fig)
     return path
+
+
+def plot_learning_curves(curves: pd.DataFrame, objectives, metric: str, path: Path,
+                         lines: dict[str, float] | None = None) -> Path | None:
+    """The headline metric against the generator iteration: every trial a thin line, each
+    objective's mean over its trials a thick one, so a reader sees the spread as well as
+    whether the climb has flattened by the budget. curves: run_id, objective, metric, step,
+    value; lines: label -> level drawn dashed (the real data's score, a threshold)."""
+    sub = curves[curves["metric"] == metric]
+    if sub.empty:
+        return None
+    colour = {obj: f"C{i % 10}" for i, obj in enumerate(objectives)}
+    fig, ax = _plt().subplots(figsize=(6.4, 4), dpi=110)
+    for obj in objectives:
+        s = sub[sub["objective"] == obj]
+        if s.empty:
+            continue
+        for _, trial in s.groupby("run_id"):
+            trial = trial.groupby("step")["value"].last()
+            ax.plot(trial.index, trial.to_numpy(), color=colour[obj], linewidth=0.6, alpha=0.25)
+        mean = s.groupby(["run_id", "step"])["value"].last().groupby("step").mean()
+        ax.plot(mean.index, mean.to_numpy(), color=colour[obj], linewidth=2, marker="o", markersize=3, label=obj)
+    for i, (label, level) in enumerate((lines or {}).items()):
+        ax.axhline(level, color="gray", linestyle=("--", ":", "-.")[i % 3], linewidth=1, label=label)
+    ax.set_xlabel("generator iteration")
+    ax.set_ylabel(f"{metric} (thin: trials, thick: mean)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)

@@ -139,9 +139,36 @@ def test_a_mode_collapse_study_reports_its_learning_curves(project):
     store.end_run(client, pid, "FINISHED")
     md = build_report("modes", out_root=project / "results").read_text()
     assert "smallest attainable p = 0.5" in md           # 2 pairs: no test could separate them
+    assert md.count("## Learning curves") == 1           # the mode section's, not a second of modes_covered
     curves = md[md.index("## Learning curves"):]
     assert "| 500 | 1,000 |" in curves.replace("method | ", "")
     assert "| gan | 4.5 | 8 |" in curves and "| gan+pack:2 | 4.5 | 8 |" in curves   # seeds 0 and 1 averaged
+
+
+def test_a_robustness_study_shows_its_headline_metric_over_training_and_whether_it_settled(project):
+    exp = from_dict({"name": "curves", "dataset": "ring8", "objectives": ["gan", "wgan-gp"], "seeds": [0, 1],
+                     "space": {"mode": "sample", "n": 3, "seed": 0}, "budget": {"iterations": 300},
+                     "eval": {"every": 100}, "thresholds": [2.0, 4.0, 6.0]})
+    client = store.get_client()
+    exp_id = store.open_experiment(client, "curves")
+    pid = store.start_parent(client, exp_id, "curves", "1/1", exp.to_dict(), 12, "c.yaml")
+    runs = store.ChildRuns(client, exp_id, pid, "curves", "1/1")
+    last = {"gan": iter([5.5, 6.0, 6.5, 5.8, 6.2, 6.0]),             # still climbing at the budget
+            "wgan-gp": iter([4.1, 3.9, 4.05, 3.95, 4.02, 3.98])}   # flat from 200 on
+    for t in trials_of(exp):
+        values = {100: 2.0, 200: 4.0, 300: next(last[t.objective])}
+        runs.start(t.id, t.params())
+        runs.log(t.id, [(s, {"modes_covered": v}) for s, v in values.items()])
+        runs.finish(TrialRecord(t.id, t.arch.id, t.objective, t.seed, headline="modes_covered",
+                                metrics={"modes_covered": values[300]}, iterations=300, wall_time_s=1.0))
+    store.end_run(client, pid, "FINISHED")
+    path = build_report("curves", out_root=project / "results")
+    section = path.read_text().split("## Learning curves")[1].split("\n## ")[0]
+    assert "| gan | 2 | 4 | 6 |" in section and "| wgan-gp | 2 | 4 | 4 |" in section
+    assert "still climbing at the budget" in section and "100 iterations above 0, 95% CI): gan;" in section
+    assert "no change distinguishable from 0 in the last interval: wgan-gp." in section
+    assert "| gan | 6 | 6 | +2 [" in section      # 6 trials trained the whole budget, mean 6 there, gain 2
+    assert (path.parent / "plots" / "learning_curves.png").stat().st_size > 0
 
 
 def test_no_difference_says_when_the_study_is_too_small_to_find_one():

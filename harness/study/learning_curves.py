@@ -1,0 +1,95 @@
+"""Has the headline metric settled when the budget ends?
+
+A robustness table counts trials above a threshold at one budget; if the metric is still
+climbing there, a larger budget moves trials across the threshold and the table says more
+about the budget than about the objectives. This module turns the metric histories the
+report reads from MLflow into (a) the mean per objective at every evaluation and (b) the
+gain over the last evaluation interval of every trial that trained the whole budget, with a
+95 % bootstrap CI over those trials (scipy, percentile; trials resampled, the same
+architecture's seeds not kept together), beside the gain in the interval before it, so a
+reader sees whether the climb is slowing.
+
+curves: long rows (run_id, objective, metric, step, value), as report.build reads them.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+
+def on_schedule(curves: pd.DataFrame, every: int | None) -> pd.DataFrame:
+    """Only the evaluation schedule's steps (a diverged trial's last evaluation, at whatever
+    step it stopped, adds no column of its own: it leaves the mean when it stops)."""
+    return curves[curves["step"] % every == 0] if every else curves
+
+
+def curve_table(curves: pd.DataFrame, objectives, metric: str, every: int | None = None,
+                scale: float = 1.0) -> pd.DataFrame:
+    """Mean of `metric` over the trials at each evaluation: a row per objective, a column per
+    generator iteration (label '1,000'); empty when there is no history of it."""
+    sub = on_schedule(curves[curves["metric"] == metric], every)
+    if sub.empty:
+        return pd.DataFrame()
+    if "run_id" in sub:   # one value per trial and step (the final record repeats the last evaluation)
+        sub = sub.groupby(["objective", "run_id", "step"], as_index=False, sort=False)["value"].last()
+    wide = sub.assign(value=sub["value"] * scale).groupby(["objective", "step"])["value"].mean().unstack("step")
+    wide = wide.reindex([o for o in objectives if o in wide.index]).round(2)
+    wide.columns = [f"{int(c):,}" for c in wide.columns]
+    wide.index.name = "method"
+    return wide
+
+
+def _mean_ci(values: np.ndarray, n_resamples: int = 2000) -> tuple[float, float, float]:
+    from scipy.stats import bootstrap
+    mean = float(values.mean())
+    if len(values) < 2 or values.min() == values.max():
+        return mean, mean, mean
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ci = bootstrap((values,), np.mean, n_resamples=n_resamples, method="percentile",
+                       confidence_level=0.95, rng=np.random.default_rng(0)).confidence_interval
+    return mean, float(ci.low), float(ci.high)
+
+
+def final_gains(curves: pd.DataFrame, objectives, metric: str, budget: int, every: int) -> pd.DataFrame:
+    """Per objective, over the trials whose history of `metric` reaches `budget`: their mean
+    at the budget, the mean gain over the last interval (budget - every to budget) with its
+    95 % CI, the mean gain over the interval before, and how many rose in the last one."""
+    sub = on_schedule(curves[curves["metric"] == metric], every)
+    if sub.empty or "run_id" not in sub:
+        return pd.DataFrame()
+    # one value per (trial, step): the last one logged (the final record repeats the last evaluation)
+    wide = sub.groupby(["objective", "run_id", "step"])["value"].last().unstack("step")
+    last, before, earlier = budget, budget - every, budget - 2 * every
+    rows = []
+    for obj in objectives:
+        if obj not in wide.index.get_level_values("objective") or last not in wide or before not in wide:
+            continue
+        trials = wide.loc[obj]
+        trials = trials[trials[last].notna() & trials[before].notna()]
+        if trials.empty:
+            continue
+        gain = (trials[last] - trials[before]).to_numpy(dtype=float)
+        mean, lo, hi = _mean_ci(gain)
+        prior = (trials[before] - trials[earlier]).dropna() if earlier in trials and earlier > 0 else pd.Series(dtype=float)
+        rows.append({"objective": obj, "trials": len(trials), f"mean at {last:,}": trials[last].mean(),
+                     "gain, last interval": mean, "ci_low": lo, "ci_high": hi,
+                     "gain, interval before": prior.mean() if len(prior) else np.nan,
+                     "rose in the last interval": f"{int((gain > 0).sum())} / {len(gain)}"})
+    return pd.DataFrame(rows)
+
+
+def settled_sentence(gains: pd.DataFrame, metric: str, every: int) -> str:
+    """One sentence a reader can act on: which objectives were still climbing over the last
+    interval (95% CI of the mean gain above 0), which were falling (below 0), which neither."""
+    groups = {"climbing": gains[gains["ci_low"] > 0], "falling": gains[gains["ci_high"] < 0],
+              "flat": gains[(gains["ci_low"] <= 0) & (gains["ci_high"] >= 0)]}
+    text = {"climbing": f"still climbing at the budget (mean gain over the last {every:,} iterations above 0, "
+                        "95% CI): {}; a larger budget would move their trials up the thresholds",
+            "falling": "falling over the last interval (mean change below 0, 95% CI): {}; the figures at the "
+                       "budget are below what these trials had reached",
+            "flat": "no change distinguishable from 0 in the last interval: {}"}
+    parts = [text[k].format(", ".join(g["objective"])) for k, g in groups.items() if len(g)]
+    return f"{metric}: " + "; ".join(parts) + "."
