@@ -53,8 +53,9 @@ def summary_sentences(df: pd.DataFrame, exp: dict, thresholds, t_ref: float, rul
     objectives = list(exp["objectives"])
     rates = results.success_rates(df, [t_ref], objectives, rule).set_index("objective")
     n_arch, seeds = df["arch_id"].nunique(), sorted(int(s) for s in df["seed"].dropna().unique())
-    out = [f"At threshold {t_ref:g} (where about half of all trials succeed), over {n_arch} architectures x "
-           f"{len(seeds)} seed(s) {seeds}, {exp['budget']['iterations']} generator iterations each: "
+    n_pairs = len(df[["arch_id", "seed"]].drop_duplicates())   # fewer than n_arch x seeds in a partial study
+    out = [f"At threshold {t_ref:g} (where about half of all trials succeed), over {n_pairs} (architecture, seed) "
+           f"pairs ({n_arch} architectures, seeds {seeds}), {exp['budget']['iterations']} generator iterations each: "
            + "; ".join(f"{o} no outcome yet" if pd.isna(rates.loc[o, "rate"]) else
                        f"{o} {rates.loc[o, 'rate']:.2f} [{rates.loc[o, 'ci_low']:.2f}, {rates.loc[o, 'ci_high']:.2f}]"
                        for o in objectives) + f" (success rate, 95% CI resampling {rates['resampled'].iloc[0]})."]

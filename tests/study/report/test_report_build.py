@@ -68,6 +68,8 @@ def test_a_partial_sharded_study_says_what_is_missing(project):
     half = len(shard_trials(trials_of(exp), 1, 2))
     assert f"Partial study: {half} of the experiment's {len(trials_of(exp))} trials have an outcome" in md
     assert "shards not run yet: 2/2" in md and "shards not finished: 1/2" in md
+    recorded = {(t.arch.id, t.seed) for t in shard_trials(trials_of(exp), 1, 2)}
+    assert f"over {len(recorded)} (architecture, seed) pairs (" in md     # what was recorded, not the plan
 
 
 def test_trials_without_an_outcome_count_neither_as_successes_nor_as_failures(project):
