@@ -20,7 +20,8 @@ from .. import results, store
 from ..factor_tests import factor_tests
 from ..mode_tables import METRICS as MODE_METRICS, mode_curves, mode_table
 from ..time_budget import time_budget
-from .document import Document, md_table
+from .answer import RULE_TEXT, summary_sentences
+from .document import Document
 from ..learning_curves import curve_table, final_gains, settled_sentence
 from .plots import plot_curves, plot_distributions, plot_factor_effects, plot_learning_curves, plot_success_rates
 
@@ -31,60 +32,6 @@ CURVE_METRICS = ("d_prob_real", "d_prob_fake", "loss_d_minus_2log2", "loss_g_ns_
                  "js_kde", "kl_data_gen_kde", "kl_gen_data_kde", "d_gap_mean_abs",
                  "loss_d", "loss_g", "grad_norm_g")
 CURVE_TRIALS = 10
-
-
-RULE_TEXT = {"paper": "headline metric > threshold (the paper's rule; diverged and failed trials never succeed, "
-                      "collapse is a diagnostic)",
-             "strict": "status ok and headline metric > threshold (strict rule: collapsed trials fail too)"}
-
-
-def tables_markdown(df: pd.DataFrame, thresholds, objectives, rule: str = "paper") -> str:
-    """Success counts and every pair table as markdown (also the parent run's artifact)."""
-    parts = [f"## Successes per objective ({RULE_TEXT[rule]})", "",
-             md_table(results.success_counts(df, thresholds, objectives, rule), index=True), ""]
-    for a, b in itertools.combinations(objectives, 2):
-        parts += [f"## {a} vs {b} (paired by architecture and seed; exact McNemar p on the discordant pairs)", "",
-                  md_table(results.pair_table(df, a, b, thresholds, rule)), ""]
-    return "\n".join(parts)
-
-
-def summary_sentences(df: pd.DataFrame, exp: dict, thresholds, t_ref: float, rule: str) -> list[str]:
-    """The answer first: rates at the reference threshold, significant pairs, the noise floor."""
-    objectives = list(exp["objectives"])
-    rates = results.success_rates(df, [t_ref], objectives, rule).set_index("objective")
-    n_arch, seeds = df["arch_id"].nunique(), sorted(int(s) for s in df["seed"].dropna().unique())
-    n_pairs = len(df[["arch_id", "seed"]].drop_duplicates())   # fewer than n_arch x seeds in a partial study
-    out = [f"At threshold {t_ref:g} (where about half of all trials succeed), over {n_pairs} (architecture, seed) "
-           f"pairs ({n_arch} architectures, seeds {seeds}), {exp['budget']['iterations']} generator iterations each: "
-           + "; ".join(f"{o} no outcome yet" if pd.isna(rates.loc[o, "rate"]) else
-                       f"{o} {rates.loc[o, 'rate']:.2f} [{rates.loc[o, 'ci_low']:.2f}, {rates.loc[o, 'ci_high']:.2f}]"
-                       for o in objectives) + f" (success rate, 95% CI resampling {rates['resampled'].iloc[0]})."]
-    pairs = results.all_pair_tables(df, [t_ref], objectives, rule)
-    significant = pairs[pairs["p_mcnemar"] < 0.05]
-    if len(significant):
-        out.append("Differences beyond noise (exact McNemar on the discordant pairs, p < 0.05): " + "; ".join(
-            f"{r.a if r.only_a > r.only_b else r.b} over {r.b if r.only_a > r.only_b else r.a} "
-            f"({max(r.only_a, r.only_b)} vs {min(r.only_a, r.only_b)} pairs, p = {r.p_mcnemar:.2g})"
-            for r in significant.itertuples()) + ".")
-    else:
-        out.append("No pair of objectives differs beyond noise at this threshold (exact McNemar, all p >= 0.05)."
-                   + _power_caveat(int(pairs["pairs"].max()) if len(pairs) else 0))
-    share, groups = results.noise_floor(df, thresholds, rule)
-    out.append(f"Noise floor: {100 * share:.0f}% of {groups} (architecture, objective, threshold) outcomes change "
-               "between seeds." if groups else
-               "Noise floor: not measured (one seed per architecture): low-threshold outcomes may be coin flips.")
-    return out
-
-
-def _power_caveat(n_pairs: int) -> str:
-    """Why 'no difference' can say nothing: an exact two-sided McNemar test on n pairs cannot go
-    below p = 2^(1-n), even when one side wins every pair (0.0625 for 5 pairs)."""
-    floor = 2.0 ** (1 - n_pairs) if n_pairs else 1.0
-    if floor < 0.05:
-        return ""
-    return (f" With {n_pairs} pairs per comparison this test cannot reach p < 0.05 even when one side wins "
-            f"every pair (smallest attainable p = {floor:.3g}): the study is too small to tell objectives "
-            "apart; more seeds or architectures would.")
 
 
 def load_study(name: str):

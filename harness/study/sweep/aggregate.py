@@ -9,7 +9,7 @@ import pandas as pd
 
 from ...record import OUTCOMES
 from .. import results, store
-from ..report.build import tables_markdown
+from ..report.answer import tables_markdown
 
 
 def metric_key(method: str) -> str:

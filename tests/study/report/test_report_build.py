@@ -171,9 +171,3 @@ def test_a_robustness_study_shows_its_headline_metric_over_training_and_whether_
     assert "no change distinguishable from 0 in the last interval: wgan-gp." in section
     assert "| gan | 6 | 6 | +2 [" in section      # 6 trials trained the whole budget, mean 6 there, gain 2
     assert (path.parent / "plots" / "learning_curves.png").stat().st_size > 0
-
-
-def test_no_difference_says_when_the_study_is_too_small_to_find_one():
-    from harness.study.report.build import _power_caveat
-    assert "smallest attainable p = 0.0625" in _power_caveat(5)    # 5 seeds of one architecture
-    assert _power_caveat(6) == ""                                  # 2^-5 = 0.031: a clean sweep would show
