@@ -8,7 +8,9 @@ that moves a run's artifact location; so `import` copies them to the new machine
 and rewrites those paths in the copied sqlite file (the one thing written by hand here).
 
 Folder layout (what `export` writes, `import` reads):
-    mlflow.db          consistent copy of the whole sqlite store (sqlite's backup API), VACUUMed
+    mlflow.db.gz       consistent copy of the whole sqlite store (sqlite's backup API), VACUUMed,
+                       gzipped (a store is mostly repeated text: a tenth of its size, small enough
+                       to commit); an older export's plain mlflow.db is read too
     artifacts/         the sweep's MLflow artifact location (one folder per run)
     checkpoints/RUN/   the latest checkpoint of each unfinished child run, by run id
     manifest.json      the original paths, so `import` knows what to rewrite
@@ -18,6 +20,7 @@ cloud storage are already reachable from anywhere.
 """
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
 import sqlite3
@@ -59,15 +62,28 @@ def unfinished_checkpoints(client, exp_id: str) -> dict[str, str]:
     return found
 
 
-def copy_sqlite(src: Path, dst: Path) -> None:
-    """A consistent copy of a live sqlite file (the backup API), compacted."""
-    source, target = sqlite3.connect(f"file:{src}?mode=ro", uri=True), sqlite3.connect(dst)
+def copy_sqlite(src: Path, dst_gz: Path) -> None:
+    """A consistent copy of a live sqlite file (the backup API), compacted, gzipped."""
+    plain = dst_gz.with_suffix("")
+    source, target = sqlite3.connect(f"file:{src}?mode=ro", uri=True), sqlite3.connect(plain)
     try:
         source.backup(target)
         target.execute("VACUUM")
     finally:
         target.close()
         source.close()
+    with plain.open("rb") as fin, gzip.open(dst_gz, "wb") as fout:
+        shutil.copyfileobj(fin, fout)
+    plain.unlink()
+
+
+def restore_sqlite(src: Path, dst: Path) -> None:
+    """The exported store at `dst`: mlflow.db.gz unpacked, or an older export's plain mlflow.db."""
+    if (src / "mlflow.db.gz").is_file():
+        with gzip.open(src / "mlflow.db.gz", "rb") as fin, dst.open("wb") as fout:
+            shutil.copyfileobj(fin, fout)
+    else:
+        shutil.copyfile(src / "mlflow.db", dst)
 
 
 def replace_folder(staged: Path, dest: Path) -> None:
@@ -95,7 +111,7 @@ def export_store(name: str, dest: Path) -> dict:
     dest.parent.mkdir(parents=True, exist_ok=True)
     staged = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=dest.parent))
     try:
-        copy_sqlite(db, staged / "mlflow.db")
+        copy_sqlite(db, staged / "mlflow.db.gz")
         if artifacts.is_dir():
             shutil.copytree(artifacts, staged / "artifacts")
         for run_id, path in checkpoints.items():
@@ -163,7 +179,7 @@ def import_store(src: Path, artifacts_root: Path | None = None, checkpoints_root
             shutil.copytree(src / "checkpoints" / rid, path)
         db.parent.mkdir(parents=True, exist_ok=True)
         written.append(db)
-        shutil.copyfile(src / "mlflow.db", db)
+        restore_sqlite(src, db)
         rewrite_paths(db, manifest, artifacts, checkpoints)
     except BaseException:
         for path in written:

@@ -13,10 +13,10 @@ curves: long rows (run_id, objective, metric, step, value), as report.build read
 """
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
+
+from .results import mean_ci
 
 
 def on_schedule(curves: pd.DataFrame, every: int | None) -> pd.DataFrame:
@@ -41,18 +41,6 @@ def curve_table(curves: pd.DataFrame, objectives, metric: str, every: int | None
     return wide
 
 
-def _mean_ci(values: np.ndarray, n_resamples: int = 2000) -> tuple[float, float, float]:
-    from scipy.stats import bootstrap
-    mean = float(values.mean())
-    if len(values) < 2 or values.min() == values.max():
-        return mean, mean, mean
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ci = bootstrap((values,), np.mean, n_resamples=n_resamples, method="percentile",
-                       confidence_level=0.95, rng=np.random.default_rng(0)).confidence_interval
-    return mean, float(ci.low), float(ci.high)
-
-
 def final_gains(curves: pd.DataFrame, objectives, metric: str, budget: int, every: int) -> pd.DataFrame:
     """Per objective, over the trials whose history of `metric` reaches `budget`: their mean
     at the budget, the mean gain over the last interval (budget - every to budget) with its
@@ -72,7 +60,8 @@ def final_gains(curves: pd.DataFrame, objectives, metric: str, budget: int, ever
         if trials.empty:
             continue
         gain = (trials[last] - trials[before]).to_numpy(dtype=float)
-        mean, lo, hi = _mean_ci(gain)
+        mean = float(gain.mean())
+        lo, hi = mean_ci(gain) if len(gain) > 1 and gain.min() < gain.max() else (mean, mean)
         prior = (trials[before] - trials[earlier]).dropna() if earlier in trials and earlier > 0 else pd.Series(dtype=float)
         rows.append({"objective": obj, "trials": len(trials), f"mean at {last:,}": trials[last].mean(),
                      "gain, last interval": mean, "ci_low": lo, "ci_high": hi,

@@ -112,6 +112,17 @@ def status_counts(df: pd.DataFrame, objectives) -> pd.DataFrame:
     return out
 
 
+def mean_ci(units: np.ndarray, n_resamples: int = 2000) -> tuple[float, float]:
+    """95 % percentile bootstrap CI of the mean of `units` (scipy, fixed seed); at least two
+    different values are needed (the caller decides what a degenerate case reads as)."""
+    from scipy.stats import bootstrap
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ci = bootstrap((units,), np.mean, n_resamples=n_resamples, method="percentile",
+                       confidence_level=0.95, rng=np.random.default_rng(0)).confidence_interval
+    return float(ci.low), float(ci.high)
+
+
 def success_rates(df: pd.DataFrame, thresholds, objectives, rule: str = "paper",
                   n_resamples: int = 2000) -> pd.DataFrame:
     """Success rate per objective and threshold with a 95 % bootstrap CI (scipy, percentile)
@@ -119,7 +130,6 @@ def success_rates(df: pd.DataFrame, thresholds, objectives, rule: str = "paper",
     architectures of each one's success share across its seeds (a cluster bootstrap). With a
     single architecture there is nothing to resample between, so its seeds are resampled
     instead (column `resampled` says which)."""
-    from scipy.stats import bootstrap
     rows = []
     for obj in objectives:
         sub = df[df["objective"] == obj] if len(df) else df
@@ -128,13 +138,7 @@ def success_rates(df: pd.DataFrame, thresholds, objectives, rule: str = "paper",
             per_arch = ok.groupby(sub["arch_id"]).mean().to_numpy() if len(sub) else np.array([])
             units, resampled = (per_arch, "architectures") if len(per_arch) > 1 else (ok.to_numpy(), "seeds")
             rate = float(per_arch.mean()) if len(per_arch) else np.nan
-            lo = hi = rate
-            if len(units) > 1 and units.min() < units.max():
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    ci = bootstrap((units,), np.mean, n_resamples=n_resamples, method="percentile",
-                                   confidence_level=0.95, rng=np.random.default_rng(0)).confidence_interval
-                lo, hi = float(ci.low), float(ci.high)
+            lo, hi = mean_ci(units, n_resamples) if len(units) > 1 and units.min() < units.max() else (rate, rate)
             rows.append({"objective": obj, "threshold": float(t), "rate": rate, "ci_low": lo, "ci_high": hi,
                          "n": len(sub), "architectures": len(per_arch), "resampled": resampled})
     return pd.DataFrame(rows)

@@ -53,6 +53,7 @@ def test_a_carried_store_resumes_and_reports_from_its_new_places(project, cut_of
     _, exp_id, pid, done, cut = cut_off_sweep
     exported = carry.export_store("cs", project / "carried")
     assert exported["checkpoints"] == 1 and exported["runs"] == 3
+    assert (project / "carried" / "mlflow.db.gz").is_file() and not (project / "carried" / "mlflow.db").exists()
     home = new_machine(project, monkeypatch)
     carry.import_store(project / "carried")
 
@@ -69,6 +70,19 @@ def test_a_carried_store_resumes_and_reports_from_its_new_places(project, cut_of
     assert (Path(found[cut.id]["path"]) / "state.pt").read_bytes() == b"the trial's state"
     png = client.download_artifacts(kept[done.id], "samples.png", str(home))
     assert Path(png).read_bytes() == b"\x89PNG fake"
+
+
+def test_an_older_export_with_a_plain_sqlite_file_still_imports(project, cut_off_sweep, monkeypatch):
+    import gzip
+    client, exp_id = cut_off_sweep[:2]
+    before = sorted(r.info.run_id for r in store.children(client, exp_id))
+    carry.export_store("cs", project / "carried")
+    packed = project / "carried" / "mlflow.db.gz"
+    (project / "carried" / "mlflow.db").write_bytes(gzip.decompress(packed.read_bytes()))
+    packed.unlink()
+    new_machine(project, monkeypatch)
+    carry.import_store(project / "carried")
+    assert sorted(r.info.run_id for r in store.children(store.get_client(), exp_id)) == before
 
 
 def test_a_new_export_replaces_the_old_one_whole(project, cut_off_sweep):
