@@ -25,15 +25,22 @@ def on_schedule(curves: pd.DataFrame, every: int | None) -> pd.DataFrame:
     return curves[curves["step"] % every == 0] if every else curves
 
 
+def per_trial(curves: pd.DataFrame, metric: str, every: int | None = None) -> pd.DataFrame:
+    """One value of `metric` per (objective, trial, step): the last one logged, since a trial's
+    final record repeats its last evaluation. Histories without run_id pass through as they are."""
+    sub = on_schedule(curves[curves["metric"] == metric], every)
+    if sub.empty or "run_id" not in sub:
+        return sub
+    return sub.groupby(["objective", "run_id", "step"], as_index=False, sort=False)["value"].last()
+
+
 def curve_table(curves: pd.DataFrame, objectives, metric: str, every: int | None = None,
                 scale: float = 1.0) -> pd.DataFrame:
     """Mean of `metric` over the trials at each evaluation: a row per objective, a column per
     generator iteration (label '1,000'); empty when there is no history of it."""
-    sub = on_schedule(curves[curves["metric"] == metric], every)
+    sub = per_trial(curves, metric, every)
     if sub.empty:
         return pd.DataFrame()
-    if "run_id" in sub:   # one value per trial and step (the final record repeats the last evaluation)
-        sub = sub.groupby(["objective", "run_id", "step"], as_index=False, sort=False)["value"].last()
     wide = sub.assign(value=sub["value"] * scale).groupby(["objective", "step"])["value"].mean().unstack("step")
     wide = wide.reindex([o for o in objectives if o in wide.index]).round(2)
     wide.columns = [f"{int(c):,}" for c in wide.columns]
@@ -45,11 +52,12 @@ def final_gains(curves: pd.DataFrame, objectives, metric: str, budget: int, ever
     """Per objective, over the trials whose history of `metric` reaches `budget`: their mean
     at the budget, the mean gain over the last interval (budget - every to budget) with its
     95 % CI, the mean gain over the interval before, and how many rose in the last one."""
-    sub = on_schedule(curves[curves["metric"] == metric], every)
-    if sub.empty or "run_id" not in sub:
+    if "run_id" not in curves:
         return pd.DataFrame()
-    # one value per (trial, step): the last one logged (the final record repeats the last evaluation)
-    wide = sub.groupby(["objective", "run_id", "step"])["value"].last().unstack("step")
+    sub = per_trial(curves, metric, every)
+    if sub.empty:
+        return pd.DataFrame()
+    wide = sub.set_index(["objective", "run_id", "step"])["value"].unstack("step")
     last, before, earlier = budget, budget - every, budget - 2 * every
     rows = []
     for obj in objectives:

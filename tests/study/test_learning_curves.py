@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from harness.study.learning_curves import curve_table, final_gains, settled_sentence
+from harness.study.learning_curves import curve_table, final_gains, per_trial, settled_sentence
 
 
 def history(rows):
@@ -34,6 +34,14 @@ def test_curve_table_is_the_mean_per_evaluation_with_each_trial_counted_once():
     assert table.loc["gan", "20"] == 6.0           # the final record's repeat of a's last evaluation is not a third trial
     assert table.loc["sngan", "10"] == 5.0 and pd.isna(table.loc["sngan", "20"])   # step 13 is off the schedule
     assert curve_table(curves, ["gan"], "fid") .empty
+
+
+def test_per_trial_keeps_the_last_value_of_each_trial_and_step_and_only_the_metric_asked_for():
+    curves = history([("a", "gan", "is", 10, 1.0), ("a", "gan", "is", 10, 1.5), ("a", "gan", "fid", 10, 90.0),
+                      ("b", "gan", "is", 10, 3.0), ("b", "gan", "is", 15, 0.2)])
+    got = per_trial(curves, "is", every=10).set_index("run_id")["value"]
+    assert got.to_dict() == {"a": 1.5, "b": 3.0}
+    assert len(per_trial(curves, "is")) == 3          # without a schedule the off-schedule step stays
 
 
 def test_final_gains_separate_a_climbing_objective_from_a_settled_one():

@@ -7,7 +7,7 @@ import itertools
 import pandas as pd
 
 from .. import results
-from .document import md_table
+from .document import md_table, threshold_text
 
 
 RULE_TEXT = {"paper": "headline metric > threshold (the paper's rule; diverged and failed trials never succeed, "
@@ -31,7 +31,7 @@ def summary_sentences(df: pd.DataFrame, exp: dict, thresholds, t_ref: float, rul
     rates = results.success_rates(df, [t_ref], objectives, rule).set_index("objective")
     n_arch, seeds = df["arch_id"].nunique(), sorted(int(s) for s in df["seed"].dropna().unique())
     n_pairs = len(df[["arch_id", "seed"]].drop_duplicates())   # fewer than n_arch x seeds in a partial study
-    out = [f"At threshold {t_ref:g} (where about half of all trials succeed), over {n_pairs} (architecture, seed) "
+    out = [f"At threshold {threshold_text(t_ref)} (where about half of all trials succeed), over {n_pairs} (architecture, seed) "
            f"pairs ({n_arch} architectures, seeds {seeds}), {exp['budget']['iterations']} generator iterations each: "
            + "; ".join(f"{o} no outcome yet" if pd.isna(rates.loc[o, "rate"]) else
                        f"{o} {rates.loc[o, 'rate']:.2f} [{rates.loc[o, 'ci_low']:.2f}, {rates.loc[o, 'ci_high']:.2f}]"

@@ -21,7 +21,7 @@ from ..factor_tests import factor_tests
 from ..mode_tables import METRICS as MODE_METRICS, mode_curves, mode_table
 from ..time_budget import time_budget
 from .answer import RULE_TEXT, summary_sentences
-from .document import Document
+from .document import Document, threshold_text
 from ..learning_curves import curve_table, final_gains, settled_sentence
 from .plots import plot_curves, plot_distributions, plot_factor_effects, plot_learning_curves, plot_success_rates
 
@@ -207,7 +207,7 @@ def _factor_section(doc: Document, df: pd.DataFrame, t_ref: float, objectives, o
     effects = results.factor_effects(df, t_ref, objectives, rule)
     if effects.empty:
         return
-    doc.h(2, f"Architecture factors (threshold {t_ref:g}, where about half the trials succeed)")
+    doc.h(2, f"Architecture factors (threshold {threshold_text(t_ref)}, where about half the trials succeed)")
     for obj, factors in results.inert_factors(df).items():
         doc.p(f"{', '.join(factors)} has no effect for {obj} (its D has no norm layers whatever the factor "
               "says), so it is left out for it.")
@@ -227,7 +227,7 @@ def _factor_tests_section(doc: Document, df: pd.DataFrame, t_ref: float, objecti
         return
     tests.to_csv(out / "factor_tests.csv", index=False)
     n, low = len(tests), tests[tests["p"] < 0.1]
-    doc.p(f"Which factor values move an objective's success at threshold {t_ref:g}: each architecture's "
+    doc.p(f"Which factor values move an objective's success at threshold {threshold_text(t_ref)}: each architecture's "
           "success rate over its seeds, architectures with the value against the rest, two-sided "
           f"permutation test (harness/study/factor_tests.py). {n} tests ran, so about {0.05 * n:.1f} would "
           "fall below p = 0.05 by chance alone; all of them are in factor_tests.csv.")
@@ -254,10 +254,10 @@ def _results_sections(doc: Document, client, df: pd.DataFrame, exp: dict, metric
     if real is not None:
         doc.p(f"Thresholds are fractions of the real data's own {metric} ({real:.4g}, the same evaluator on "
               f"{exp['eval']['n_samples']} real samples): "
-              + ", ".join(f"{f:g} x real = {t:.3g}" for f, t in zip(exp["thresholds"], thresholds)) + ".")
+              + ", ".join(f"{f:g} x real = {threshold_text(t)}" for f, t in zip(exp["thresholds"], thresholds)) + ".")
     for sentence in summary_sentences(df, exp, thresholds, t_ref, rule):
         doc.p(sentence)
-    doc.p(f"Net wins at threshold {t_ref:g}: row A, column B = (pairs only A survives) - (pairs only B "
+    doc.p(f"Net wins at threshold {threshold_text(t_ref)}: row A, column B = (pairs only A survives) - (pairs only B "
           "survives); * p < 0.05, ** p < 0.01 (exact McNemar).")
     doc.table(results.net_wins(df, t_ref, objectives, rule), index=True)
     doc.h(2, "Outcomes")
@@ -282,7 +282,7 @@ def _results_sections(doc: Document, client, df: pd.DataFrame, exp: dict, metric
     if dist:
         doc.h(2, "Final metric distributions")
         doc.img(str(dist.relative_to(out)), "final metrics per objective (every trial with a value)")
-    lines = {f"threshold {t_ref:.3g} (about half succeed)": t_ref,
+    lines = {f"threshold {threshold_text(t_ref)} (about half succeed)": t_ref,
              **({f"real data {real:.3g}": real} if real is not None else {})}
     _learning_section(doc, client, df, exp, metric, objectives, out, lines)
     _factor_section(doc, df, t_ref, objectives, out, rule)

@@ -7,8 +7,25 @@ import numpy as np
 import pandas as pd
 
 
+def threshold_text(t: float) -> str:
+    """A threshold as prose and tables print it: four significant digits, enough to tell
+    0.5 x real = 3.996 from 4 without the six decimals a relative threshold is computed to."""
+    return f"{t:.4g}"
+
+
+def _label_thresholds(df: pd.DataFrame) -> pd.DataFrame:
+    """Threshold columns or index as text, so the table's rows read like the prose around them
+    (the tables' three significant digits would print 3.996 as 4)."""
+    if df.index.name == "threshold" and pd.api.types.is_float_dtype(df.index):
+        df = df.set_axis(df.index.map(threshold_text).rename("threshold"), axis=0)
+    if "threshold" in df.columns and pd.api.types.is_float_dtype(df["threshold"]):
+        df = df.assign(threshold=df["threshold"].map(threshold_text))
+    return df
+
+
 def md_table(df: pd.DataFrame, index: bool = False, floatfmt: str = "{:.3g}") -> str:
     """A pipe table without the tabulate dependency."""
+    df = _label_thresholds(df)
     d = df.reset_index() if index else df
 
     def fmt(v):
@@ -37,7 +54,7 @@ class Document:
         self.blocks.append(("p", text))
 
     def table(self, df: pd.DataFrame, index: bool = False) -> None:
-        self.blocks.append(("table", df, index))
+        self.blocks.append(("table", _label_thresholds(df), index))
 
     def img(self, rel: str, caption: str) -> None:
         self.blocks.append(("img", rel, caption))

@@ -7,6 +7,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..learning_curves import per_trial
+from .document import threshold_text
+
 
 def _plt():
     import matplotlib
@@ -74,7 +77,7 @@ def plot_factor_effects(effects: pd.DataFrame, objectives, threshold: float, pat
     for ax in list(axes.flat)[len(factors):]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=7)
-    fig.suptitle(f"success rate by factor value (threshold {threshold:g})", fontsize=10)
+    fig.suptitle(f"success rate by factor value (threshold {threshold_text(threshold)})", fontsize=10)
     return _save(fig, path)
 
 
@@ -124,7 +127,7 @@ def plot_learning_curves(curves: pd.DataFrame, objectives, metric: str, path: Pa
     objective's mean over its trials a thick one, so a reader sees the spread as well as
     whether the climb has flattened by the budget. curves: run_id, objective, metric, step,
     value; lines: label -> level drawn dashed (the real data's score, a threshold)."""
-    sub = curves[curves["metric"] == metric]
+    sub = per_trial(curves, metric)
     if sub.empty:
         return None
     colour = {obj: f"C{i % 10}" for i, obj in enumerate(objectives)}
@@ -134,9 +137,9 @@ def plot_learning_curves(curves: pd.DataFrame, objectives, metric: str, path: Pa
         if s.empty:
             continue
         for _, trial in s.groupby("run_id"):
-            trial = trial.groupby("step")["value"].last()
-            ax.plot(trial.index, trial.to_numpy(), color=colour[obj], linewidth=0.6, alpha=0.25)
-        mean = s.groupby(["run_id", "step"])["value"].last().groupby("step").mean()
+            trial = trial.sort_values("step")
+            ax.plot(trial["step"], trial["value"].to_numpy(), color=colour[obj], linewidth=0.6, alpha=0.25)
+        mean = s.groupby("step")["value"].mean()
         ax.plot(mean.index, mean.to_numpy(), color=colour[obj], linewidth=2, marker="o", markersize=3, label=obj)
     for i, (label, level) in enumerate((lines or {}).items()):
         ax.axhline(level, color="gray", linestyle=("--", ":", "-.")[i % 3], linewidth=1, label=label)
