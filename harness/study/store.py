@@ -254,18 +254,22 @@ class ChildRuns:
     def untag(self, trial_id: str, keys) -> None:
         """Delete those of `keys` the trial's open run has (an earlier attempt's run may have held them)."""
         if trial_id in self.open:
-            rid = self.open[trial_id]
-            present = self.client.get_run(rid).data.tags
-            for key in keys:
-                if key in present:
-                    self.client.delete_tag(rid, key)
+            self._delete_tags(self.open[trial_id], keys)
+
+    def _delete_tags(self, rid: str, keys) -> None:
+        present = self.client.get_run(rid).data.tags if keys else {}
+        for key in keys:
+            if key in present:
+                self.client.delete_tag(rid, key)
 
     def log(self, trial_id: str, points) -> None:
         if trial_id in self.open:
             log_points(self.client, self.open[trial_id], points)
 
-    def finish(self, record: TrialRecord, samples_png: bytes | None = None) -> None:
-        """End a trial that returned a record: ok, diverged and collapsed are all FINISHED runs."""
+    def finish(self, record: TrialRecord, samples_png: bytes | None = None, drop_tags=()) -> None:
+        """End a trial that returned a record: ok, diverged and collapsed are all FINISHED runs.
+        drop_tags: tags to delete once the run has ended (a checkpoint pointer whose files are
+        about to go; until the run is FINISHED it is what --resume continues from)."""
         rid = self.open.pop(record.trial_id)
         log_points(self.client, rid, [(record.iterations, {**record.summary(), **record.metrics})])
         tags = {"status": record.status, "headline": record.headline or "", "iterations": record.iterations}
@@ -280,6 +284,7 @@ class ChildRuns:
                 path.write_bytes(samples_png)
                 self.client.log_artifact(rid, str(path))
         end_run(self.client, rid, "FINISHED")
+        self._delete_tags(rid, drop_tags)
 
     def error(self, trial_id: str, message: str, final: bool) -> None:
         """A raised trial: kept RUNNING for its retry, or ended FAILED with status failed."""

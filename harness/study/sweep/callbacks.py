@@ -19,6 +19,7 @@ from ..store import RUNNING, SWEEP_CLOCK_S, ChildRuns
 from .worker import checkpoint_uri
 
 RETRYING = "retrying"
+CHECKPOINT_TAGS = ("checkpoint", "checkpoint_iteration")   # a child run's pointer to its latest checkpoint
 
 
 def trial_id_of(rtrial) -> str:
@@ -90,8 +91,8 @@ class Recorder(tune.Callback):
         """Where the trial's latest state is, on its child run: --resume continues from it."""
         tid = trial_id_of(trial)
         self.checkpoints[tid] = checkpoint
-        self.runs.tag(tid, {"checkpoint": checkpoint_uri(checkpoint),
-                            "checkpoint_iteration": checkpoint.get_metadata().get("iteration", "")})
+        where, iteration = checkpoint_uri(checkpoint), checkpoint.get_metadata().get("iteration", "")
+        self.runs.tag(tid, dict(zip(CHECKPOINT_TAGS, (where, iteration))))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         tid = trial_id_of(trial)
@@ -100,15 +101,17 @@ class Recorder(tune.Callback):
             self.runs.error(tid, "the trial ended without reporting a result", final=True)
             self.states[tid] = FAILED
         else:
+            # the record first, the checkpoint files after it: if MLflow fails while the record is
+            # written, the run still points at a checkpoint that exists and --resume continues there
+            self.runs.finish(*final, drop_tags=() if self.keep_checkpoints else CHECKPOINT_TAGS)
+            self.states[tid] = final[0].status
             if not self.keep_checkpoints:
                 self.remove_checkpoints(trial)
-            self.runs.finish(*final)
-            self.states[tid] = final[0].status
 
     def remove_checkpoints(self, trial) -> None:
-        """A finished trial's checkpoints (this run's and the earlier run's it resumed from)
-        are of no further use: delete them, and this run's pointer to its own. Best effort:
-        a checkpoint that cannot be deleted is left, never a reason to fail the trial."""
+        """A recorded trial's checkpoints (this run's and the earlier run's it resumed from)
+        are of no further use: delete them. Best effort: a checkpoint that cannot be deleted
+        is left, never a reason to fail the trial."""
         tid = trial_id_of(trial)
         own = self.checkpoints.pop(tid, None)
         uris = [checkpoint_uri(own)] if own is not None else []
@@ -118,7 +121,6 @@ class Recorder(tune.Callback):
                 cp = tune.Checkpoint(uri)
                 with contextlib.suppress(OSError):
                     cp.filesystem.delete_dir(cp.path)
-            self.runs.untag(tid, ["checkpoint", "checkpoint_iteration"])
         except Exception as err:  # noqa: BLE001 - a callback that raises fails the trial in Tune
             print(f"[{tid}] could not remove its checkpoints {uris}: {err}", file=sys.stderr)
 
