@@ -57,10 +57,42 @@ def error_text(rtrial) -> str:
 
 
 class TrialStates(dict):
-    """trial id -> running | retrying | an outcome (record.OUTCOMES)."""
+    """trial id -> running | retrying | an outcome (record.OUTCOMES); with each trial's method,
+    when it started and how long each recorded trial took, for the progress line's estimate."""
+
+    def __init__(self, kinds: dict[str, str] | None = None):
+        super().__init__()
+        self.kinds = dict(kinds or {})            # trial id -> its method, for every trial of the run
+        self.started: dict[str, float] = {}       # trial id -> time.monotonic() of its (latest) start
+        self.took: dict[str, float] = {}          # trial id -> seconds, trials that returned a record
+        self.slots = 1                            # the most trials seen running at once
 
     def count(self, *states) -> int:
         return sum(s in states for s in self.values())
+
+    def seconds_left(self, now: float) -> float | None:
+        """Work left over the slots the run has used (fewer when fewer trials remain): each
+        trial not yet done costs the mean wall time of
+        its method's recorded trials (all methods' mean while its own has none), less what a
+        running one has already spent. A GAN trial and a WGAN-GP trial can differ tenfold, so
+        the sweep-wide mean would mislead while the cheap trials finish first. None before any
+        trial has been recorded."""
+        if not self.took:
+            return None
+        by_kind: dict[str, list[float]] = {}
+        for tid, seconds in self.took.items():
+            by_kind.setdefault(self.kinds.get(tid, ""), []).append(seconds)
+        overall = sum(self.took.values()) / len(self.took)
+        work, waiting = 0.0, 0
+        for tid in self.kinds or self:
+            state = self.get(tid)
+            if state in OUTCOMES:
+                continue
+            waiting += 1
+            runs = by_kind.get(self.kinds.get(tid, ""))
+            cost = sum(runs) / len(runs) if runs else overall
+            work += max(cost - (now - self.started.get(tid, now)), 0.0) if state in (RUNNING, RETRYING) else cost
+        return work / max(min(self.slots, waiting), 1)
 
 
 class Recorder(tune.Callback):
@@ -76,6 +108,8 @@ class Recorder(tune.Callback):
         tid = trial_id_of(trial)
         self.runs.start(tid, self.trials[tid].params())
         self.states[tid] = RUNNING
+        self.states.started[tid] = time.monotonic()
+        self.states.slots = max(self.states.slots, self.states.count(RUNNING, RETRYING))
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         h = result.get("harness") or {}
@@ -105,6 +139,7 @@ class Recorder(tune.Callback):
             # written, the run still points at a checkpoint that exists and --resume continues there
             self.runs.finish(*final, drop_tags=() if self.keep_checkpoints else CHECKPOINT_TAGS)
             self.states[tid] = final[0].status
+            self.states.took[tid] = time.monotonic() - self.states.started.get(tid, time.monotonic())
             if not self.keep_checkpoints:
                 self.remove_checkpoints(trial)
 
@@ -172,8 +207,9 @@ class ProgressLine(tune.Callback):
     def line(self) -> str:
         s = self.states
         done, failed, running = s.count(*OUTCOMES), s.count(FAILED), s.count(RUNNING, RETRYING)
-        elapsed = time.monotonic() - self.start
-        eta = f"~{fmt_duration(elapsed / done * (self.total - done))} left" if done else "time left unknown"
+        now = time.monotonic()
+        elapsed, left = now - self.start, self.states.seconds_left(now)
+        eta = f"~{fmt_duration(left)} left" if left is not None else "time left unknown"
         outcomes = ", ".join(f"{k} {s.count(k)}" for k in OUTCOMES if k != FAILED and s.count(k))
         return (f"[{self.label}] {done}/{self.total} done ({outcomes or 'none yet'}), {failed} failed, "
                 f"{running} running, {self.total - done - running} pending | {fmt_duration(elapsed)} elapsed, {eta}")

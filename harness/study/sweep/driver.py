@@ -180,7 +180,7 @@ def fit(exp: Experiment, exp_dict: dict, todo: list[Trial], resources, runs, lab
     `checkpoints` (trial id -> {"path", "iteration"}) continue from that checkpoint. Tune
     keeps each trial's latest checkpoint (and restores it when it retries a trial)."""
     from ray import tune
-    states = TrialStates()
+    states = TrialStates({t.id: t.objective for t in todo})
     callbacks = [Recorder({t.id: t for t in todo}, runs, states, exp.train.keep_checkpoints),
                  ProgressLine(states, label, len(todo)), clock]
     trainable = tune.with_resources(tune.with_parameters(run_one, experiment=exp_dict), resources)

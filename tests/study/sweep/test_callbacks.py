@@ -10,7 +10,7 @@ from ray import tune
 from harness.config import from_dict
 from harness.record import TrialRecord
 from harness.study import store
-from harness.study.sweep.callbacks import Recorder, TrialStates
+from harness.study.sweep.callbacks import ProgressLine, Recorder, TrialStates
 from harness.trial import trials_of
 
 
@@ -61,3 +61,37 @@ def test_an_mlflow_failure_while_recording_keeps_the_checkpoint_for_resume(finis
     assert run.info.status == "RUNNING" and store.answered_trials(client, exp_id, parent_id) == {}
     assert store.latest_checkpoints(client, exp_id, parent_id, {}) == {
         rtrial.config["trial"]["trial_id"]: {"path": str(ckpt_dir), "iteration": 40}}
+
+
+def test_time_left_prices_each_remaining_trial_at_its_own_methods_mean():
+    """Two cheap gan trials are done (10 s, 14 s), one wgan-gp trial took 100 s; a gan trial has
+    run 4 s, a wgan-gp trial 30 s, and one of each waits: (12 - 4) + (100 - 30) + 12 + 100 over
+    the run's 2 slots. The sweep-wide mean (41 s a trial) would say 82 s."""
+    kinds = {"g1": "gan", "g2": "gan", "g3": "gan", "g4": "gan", "w1": "wgan-gp", "w2": "wgan-gp", "w3": "wgan-gp"}
+    states = TrialStates(kinds)
+    assert states.seconds_left(now=0.0) is None
+    for tid, took in {"g1": 10.0, "g2": 14.0, "w1": 100.0}.items():
+        states[tid], states.took[tid] = "ok", took
+    states["g3"], states.started["g3"] = "running", 96.0
+    states["w2"], states.started["w2"] = "running", 70.0
+    states.slots = 2
+    assert states.seconds_left(now=100.0) == pytest.approx((8 + 70 + 12 + 100) / 2)
+    states["w2"], states.started["w2"] = "running", -500.0     # over its method's mean: nothing left, not negative
+    assert states.seconds_left(now=100.0) == pytest.approx((8 + 0 + 12 + 100) / 2)
+    states["w2"] = states["g3"] = states["g4"] = "ok"      # between two trials the last one still has 2 slots
+    assert states.seconds_left(now=100.0) == pytest.approx(100.0)  # but runs on one of them
+
+
+def test_the_progress_line_shows_the_estimate_and_a_method_with_no_record_yet_costs_the_overall_mean():
+    states = TrialStates({"g1": "gan", "s1": "sngan"})
+    line = ProgressLine(states, "demo", total=2)
+    assert "time left unknown" in line.line()
+    states["g1"], states.took["g1"] = "ok", 90.0
+    assert line.line().endswith("~1m30s left") and "1/2 done (ok 1)" in line.line()
+
+
+def test_a_recorded_trial_leaves_its_wall_time_for_the_estimate(finishing_trial):
+    client, exp_id, recorder, rtrial, ckpt_dir = finishing_trial
+    recorder.on_trial_complete(0, [], rtrial)
+    [(tid, took)] = recorder.states.took.items()
+    assert tid == rtrial.config["trial"]["trial_id"] and 0 <= took < 60
