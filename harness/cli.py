@@ -1,4 +1,4 @@
-"""One entry point: python -m harness {list,space,train,evaluator,sweep,report,store,ui,bench}.
+"""One entry point: python -m harness {list,space,train,evaluator,sweep,report,pairs,store,ui,bench}.
 
 Argument parsing and dispatch only. Bad input (an unknown name, a malformed experiment
 file, a missing dataset) is an `errors.UserError`: it exits with status 2 and a message
@@ -116,6 +116,14 @@ def cmd_store(args):
               f"{done['checkpoints']} checkpoints); continue with: python -m harness sweep FILE --resume")
 
 
+def cmd_pairs(args):
+    from pathlib import Path
+
+    from .study.reanalyse import pairs_text
+    objectives = [o.strip() for o in args.objectives.split(",") if o.strip()] if args.objectives else None
+    print(pairs_text(Path(args.trials_csv), args.threshold, objectives, args.rule))
+
+
 def cmd_ui(args):
     from .study.ui import launch_ui
     return launch_ui(host=args.host, port=args.port)
@@ -124,6 +132,16 @@ def cmd_ui(args):
 def cmd_bench(args):
     from .bench import run_bench
     return run_bench(quick=args.quick, out_dir=args.out, only=args.only)
+
+
+def add_pairs_parser(sub) -> None:
+    q = sub.add_parser("pairs", help="success counts and McNemar pair tests (raw and Holm) from a trials.csv")
+    q.add_argument("trials_csv")
+    q.add_argument("--threshold", type=float, action="append", required=True,
+                   help="success threshold in the headline metric's units (repeat for several)")
+    q.add_argument("--objectives", help="comma-separated subset to compare (default: all in the file)")
+    q.add_argument("--rule", choices=["paper", "strict"], default="paper")
+    q.set_defaults(func=cmd_pairs)
 
 
 def add_store_parser(sub) -> None:
@@ -185,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", default="results")
     q.set_defaults(func=cmd_report)
 
+    add_pairs_parser(sub)
     add_store_parser(sub)
     q = sub.add_parser("ui", help="MLflow UI on the project's store (127.0.0.1)")
     q.add_argument("--host", default="127.0.0.1")

@@ -89,15 +89,44 @@ def pair_table(df: pd.DataFrame, a: str, b: str, thresholds, rule: str = "paper"
 
 
 def all_pair_tables(df: pd.DataFrame, thresholds, objectives, rule: str = "paper") -> pd.DataFrame:
-    """Every pair of objectives in long format: a, b, threshold, only_a, only_b, both, neither."""
+    """Every pair of objectives in long format: a, b, threshold, only_a, only_b, both, neither,
+    pairs, p_mcnemar and p_holm (adjusted over the pairs compared at the same threshold)."""
     rows = []
     for a, b in itertools.combinations(objectives, 2):
         for r in pair_table(df, a, b, thresholds, rule).to_dict("records"):
             rows.append({"a": a, "b": b, "threshold": r["threshold"], "only_a": r[f"only {a}"],
                          "only_b": r[f"only {b}"], "both": r["both succeeded"], "neither": r["both failed"],
                          "pairs": r["pairs"], "p_mcnemar": r["p (McNemar)"]})
-    return pd.DataFrame(rows, columns=["a", "b", "threshold", "only_a", "only_b", "both", "neither", "pairs",
-                                       "p_mcnemar"])
+    out = pd.DataFrame(rows, columns=["a", "b", "threshold", "only_a", "only_b", "both", "neither", "pairs",
+                                      "p_mcnemar"])
+    out["p_holm"] = out.groupby("threshold")["p_mcnemar"].transform(holm) if len(out) else []
+    return out
+
+
+def pair_tables(df: pd.DataFrame, thresholds, objectives, rule: str = "paper") -> dict[tuple[str, str], pd.DataFrame]:
+    """pair_table for every pair of objectives, with "p (Holm)": its McNemar p adjusted over all
+    the pairs compared at the same threshold."""
+    adjusted = all_pair_tables(df, thresholds, objectives, rule)
+    out = {}
+    for a, b in itertools.combinations(objectives, 2):
+        table = pair_table(df, a, b, thresholds, rule)
+        table["p (Holm)"] = adjusted.loc[(adjusted["a"] == a) & (adjusted["b"] == b), "p_holm"].to_numpy()
+        out[(a, b)] = table
+    return out
+
+
+def holm(p) -> np.ndarray:
+    """Holm's step-down adjustment (Holm 1979): p-values comparable with 0.05 as a bound on the
+    chance of any false 'difference' among the m tests of one family. With 6 objectives one
+    threshold compares 15 pairs, so about 0.75 raw p-values below 0.05 are expected by chance
+    alone. The k-th smallest p is multiplied by m - k + 1, running maxima keep the order, and
+    nothing exceeds 1. (scipy offers only the false-discovery-rate adjustments.)"""
+    p = np.asarray(p, dtype=float)
+    order = np.argsort(p, kind="stable")
+    stepped = np.maximum.accumulate((len(p) - np.arange(len(p))) * p[order]).clip(max=1.0)
+    adjusted = np.empty_like(p)
+    adjusted[order] = stepped
+    return adjusted
 
 
 def status_counts(df: pd.DataFrame, objectives) -> pd.DataFrame:
@@ -157,11 +186,12 @@ def significance_mark(p: float) -> str:
 
 def net_wins(df: pd.DataFrame, threshold: float, objectives, rule: str = "paper") -> pd.DataFrame:
     """Row A, column B: (only A) - (only B) over the (architecture, seed) pairs, with * for
-    McNemar p < 0.05 and ** for p < 0.01. Positive: A survives where B fails more often."""
+    McNemar p < 0.05 and ** for p < 0.01, both Holm-adjusted over the pairs of objectives.
+    Positive: A survives where B fails more often."""
     out = pd.DataFrame("", index=pd.Index(list(objectives), name="A \\ B"), columns=list(objectives))
-    for a, b in itertools.permutations(objectives, 2):
-        r = pair_table(df, a, b, [threshold], rule).iloc[0]
-        out.loc[a, b] = f"{int(r[f'only {a}']) - int(r[f'only {b}']):+d}{significance_mark(r['p (McNemar)'])}"
+    for r in all_pair_tables(df, [threshold], objectives, rule).itertuples():
+        mark = significance_mark(r.p_holm)
+        out.loc[r.a, r.b], out.loc[r.b, r.a] = f"{r.only_a - r.only_b:+d}{mark}", f"{r.only_b - r.only_a:+d}{mark}"
     for a in objectives:
         out.loc[a, a] = "-"
     return out

@@ -138,3 +138,27 @@ def test_distribution_panels_add_pacgans_figures_only_to_a_mode_study():
     modes = results.frame([TrialRecord("a-gan-s0", "a", "gan", 0, headline="modes_covered",
                                        metrics={"modes_covered": 8.0, "hq_share": 0.5, "reverse_kl": 0.1})])
     assert results.distribution_metrics(modes) == ["modes_covered", "hq_share", "reverse_kl"]
+
+
+def test_holm_adjustment_against_a_hand_computation():
+    # sorted: 0.01 x 4 = 0.04; 0.03 x 3 = 0.09; 0.04 x 2 = 0.08 -> 0.09 (order kept); 0.2 x 1
+    assert results.holm([0.01, 0.04, 0.03, 0.2]) == pytest.approx([0.04, 0.09, 0.09, 0.2])
+    assert results.holm([0.5, 0.6, 0.7]) == pytest.approx([1.0, 1.0, 1.0])     # capped at 1
+    assert results.holm([0.003]) == pytest.approx([0.003])                      # one test: unchanged
+
+
+def test_pair_p_values_are_adjusted_over_the_pairs_at_one_threshold():
+    # wgan-gp beats gan and lsgan on 7 of 7 pairs each (p = 2^-6 = 0.016); gan and lsgan tie
+    rows = [(o, f"a{i}", 0, 2.0 if o == "wgan-gp" else 0.5) for i in range(7) for o in ("gan", "lsgan", "wgan-gp")]
+    df = seeded(rows)
+    long = results.all_pair_tables(df, [1.0, 3.0], ["gan", "lsgan", "wgan-gp"]).set_index(["a", "b", "threshold"])
+    assert long.loc[("gan", "wgan-gp", 1.0), "p_mcnemar"] == pytest.approx(2 ** -6)
+    assert long.loc[("gan", "wgan-gp", 1.0), "p_holm"] == pytest.approx(3 * 2 ** -6)   # smallest of 3
+    assert long.loc[("lsgan", "wgan-gp", 1.0), "p_holm"] == pytest.approx(3 * 2 ** -6)  # running maximum
+    assert long.loc[("gan", "lsgan", 1.0), "p_holm"] == 1.0
+    assert (long.xs(3.0, level="threshold")["p_holm"] == 1.0).all()    # nobody succeeds at 3: no discordance
+    tables = results.pair_tables(df, [1.0, 3.0], ["gan", "lsgan", "wgan-gp"])
+    assert list(tables) == [("gan", "lsgan"), ("gan", "wgan-gp"), ("lsgan", "wgan-gp")]
+    assert tables[("gan", "wgan-gp")]["p (Holm)"].tolist() == pytest.approx([3 * 2 ** -6, 1.0])
+    wins = results.net_wins(df, 1.0, ["gan", "lsgan", "wgan-gp"])
+    assert wins.loc["wgan-gp", "gan"] == "+7*" and wins.loc["gan", "wgan-gp"] == "-7*"   # 0.047 after Holm: one star

@@ -2,8 +2,6 @@
 the pairs that differ beyond noise, the seed noise floor, and why "no difference" may say nothing."""
 from __future__ import annotations
 
-import itertools
-
 import pandas as pd
 
 from .. import results
@@ -19,9 +17,9 @@ def tables_markdown(df: pd.DataFrame, thresholds, objectives, rule: str = "paper
     """Success counts and every pair table as markdown (also the parent run's artifact)."""
     parts = [f"## Successes per objective ({RULE_TEXT[rule]})", "",
              md_table(results.success_counts(df, thresholds, objectives, rule), index=True), ""]
-    for a, b in itertools.combinations(objectives, 2):
-        parts += [f"## {a} vs {b} (paired by architecture and seed; exact McNemar p on the discordant pairs)", "",
-                  md_table(results.pair_table(df, a, b, thresholds, rule)), ""]
+    for (a, b), table in results.pair_tables(df, thresholds, objectives, rule).items():
+        parts += [f"## {a} vs {b} (paired by architecture and seed; exact McNemar p on the discordant pairs, "
+                  "and Holm-adjusted over the pairs of objectives)", "", md_table(table), ""]
     return "\n".join(parts)
 
 
@@ -37,20 +35,38 @@ def summary_sentences(df: pd.DataFrame, exp: dict, thresholds, t_ref: float, rul
                        f"{o} {rates.loc[o, 'rate']:.2f} [{rates.loc[o, 'ci_low']:.2f}, {rates.loc[o, 'ci_high']:.2f}]"
                        for o in objectives) + f" (success rate, 95% CI resampling {rates['resampled'].iloc[0]})."]
     pairs = results.all_pair_tables(df, [t_ref], objectives, rule)
-    significant = pairs[pairs["p_mcnemar"] < 0.05]
-    if len(significant):
-        out.append("Differences beyond noise (exact McNemar on the discordant pairs, p < 0.05): " + "; ".join(
-            f"{r.a if r.only_a > r.only_b else r.b} over {r.b if r.only_a > r.only_b else r.a} "
-            f"({max(r.only_a, r.only_b)} vs {min(r.only_a, r.only_b)} pairs, p = {r.p_mcnemar:.2g})"
-            for r in significant.itertuples()) + ".")
-    else:
-        out.append("No pair of objectives differs beyond noise at this threshold (exact McNemar, all p >= 0.05)."
-                   + power_caveat(int(pairs["pairs"].max()) if len(pairs) else 0))
+    out.append(pair_sentence(pairs))
     share, groups = results.noise_floor(df, thresholds, rule)
     out.append(f"Noise floor: {100 * share:.0f}% of {groups} (architecture, objective, threshold) outcomes change "
                "between seeds." if groups else
                "Noise floor: not measured (one seed per architecture): low-threshold outcomes may be coin flips.")
     return out
+
+
+def _won(r) -> str:
+    winner, loser = (r.a, r.b) if r.only_a > r.only_b else (r.b, r.a)
+    return (f"{winner} over {loser} ({max(r.only_a, r.only_b)} vs {min(r.only_a, r.only_b)} pairs, "
+            f"p = {r.p_mcnemar:.2g}, Holm {r.p_holm:.2g})")
+
+
+def pair_sentence(pairs: pd.DataFrame) -> str:
+    """Which pairs of objectives differ beyond noise at one threshold: exact McNemar, judged
+    after Holm's adjustment over every pair compared (m pairs give m chances of a small p);
+    pairs below 0.05 only before the adjustment are named apart, as suggestive."""
+    m = len(pairs)
+    held = pairs[pairs["p_holm"] < 0.05]
+    raw_only = pairs[(pairs["p_mcnemar"] < 0.05) & (pairs["p_holm"] >= 0.05)]
+    family = f"exact McNemar on the discordant pairs, Holm-adjusted over the {m} pairs of objectives compared"
+    if len(held):
+        text = f"Differences beyond noise ({family}, p < 0.05): " + "; ".join(map(_won, held.itertuples())) + "."
+    else:
+        text = f"No pair of objectives differs beyond noise at this threshold ({family}: all >= 0.05)."
+    if len(raw_only):
+        text += (" Below 0.05 only before the adjustment (suggestive, not established): "
+                 + "; ".join(map(_won, raw_only.itertuples())) + ".")
+    if not len(held):
+        text += power_caveat(int(pairs["pairs"].max()) if m else 0)
+    return text
 
 
 def power_caveat(n_pairs: int) -> str:

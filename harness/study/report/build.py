@@ -5,7 +5,6 @@ the sweep's MLflow experiment counts, so shards merge by themselves.
 """
 from __future__ import annotations
 
-import itertools
 import json
 import re
 from pathlib import Path
@@ -258,7 +257,7 @@ def _results_sections(doc: Document, client, df: pd.DataFrame, exp: dict, metric
     for sentence in summary_sentences(df, exp, thresholds, t_ref, rule):
         doc.p(sentence)
     doc.p(f"Net wins at threshold {threshold_text(t_ref)}: row A, column B = (pairs only A survives) - (pairs only B "
-          "survives); * p < 0.05, ** p < 0.01 (exact McNemar).")
+          "survives); * p < 0.05, ** p < 0.01 (exact McNemar, Holm-adjusted over the pairs).")
     doc.table(results.net_wins(df, t_ref, objectives, rule), index=True)
     doc.h(2, "Outcomes")
     outcomes = results.status_counts(df, objectives)
@@ -269,9 +268,12 @@ def _results_sections(doc: Document, client, df: pd.DataFrame, exp: dict, metric
     rates = results.success_rates(df, thresholds, objectives, rule)
     doc.img(str(plot_success_rates(rates, out / "plots" / "success_rate.png", metric).relative_to(out)),
             f"success rate against threshold, 95% bootstrap confidence band ({rates['resampled'].iloc[0]} resampled)")
-    for a, b in itertools.combinations(objectives, 2):
+    doc.p("Each pair below: (architecture, seed) pairs where only one of the two succeeded, the exact "
+          "McNemar p on them, and that p Holm-adjusted over all the pairs of objectives at the same threshold "
+          "(the one to compare with 0.05 when any pair could have been the one singled out).")
+    for (a, b), table in results.pair_tables(df, thresholds, objectives, rule).items():
         doc.h(2, f"{a} vs {b}")
-        doc.table(results.pair_table(df, a, b, thresholds, rule))
+        doc.table(table)
     comparison = results.published_comparison(df, exp["reproduces"], rule) if exp.get("reproduces") else None
     if comparison is not None:
         doc.h(2, f"Beside the published table ({exp['reproduces']})")
