@@ -139,7 +139,8 @@ def add_pairs_parser(sub) -> None:
     q.add_argument("trials_csv")
     q.add_argument("--threshold", type=float, action="append", required=True,
                    help="success threshold in the headline metric's units (repeat for several)")
-    q.add_argument("--objectives", help="comma-separated subset to compare (default: all in the file)")
+    q.add_argument("--objectives", help="comma-separated subset to compare (default: all in the file); "
+                   "Holm then adjusts over the subset's pairs only")
     q.add_argument("--rule", choices=["paper", "strict"], default="paper")
     q.set_defaults(func=cmd_pairs)
 

@@ -56,7 +56,7 @@ def pair_sentence(pairs: pd.DataFrame) -> str:
     m = len(pairs)
     held = pairs[pairs["p_holm"] < 0.05]
     raw_only = pairs[(pairs["p_mcnemar"] < 0.05) & (pairs["p_holm"] >= 0.05)]
-    family = f"exact McNemar on the discordant pairs, Holm-adjusted over the {m} pairs of objectives compared"
+    family = f"exact McNemar on the discordant pairs, Holm-adjusted over the {m} pair{'s' if m != 1 else ''} of objectives compared"
     if len(held):
         text = f"Differences beyond noise ({family}, p < 0.05): " + "; ".join(map(_won, held.itertuples())) + "."
     else:
