@@ -92,27 +92,25 @@ def all_pair_tables(df: pd.DataFrame, thresholds, objectives, rule: str = "paper
     """Every pair of objectives in long format: a, b, threshold, only_a, only_b, both, neither,
     pairs, p_mcnemar and p_holm (adjusted over the pairs compared at the same threshold)."""
     rows = []
-    for a, b in itertools.combinations(objectives, 2):
-        for r in pair_table(df, a, b, thresholds, rule).to_dict("records"):
+    for (a, b), table in pair_tables(df, thresholds, objectives, rule).items():
+        for r in table.to_dict("records"):
             rows.append({"a": a, "b": b, "threshold": r["threshold"], "only_a": r[f"only {a}"],
                          "only_b": r[f"only {b}"], "both": r["both succeeded"], "neither": r["both failed"],
-                         "pairs": r["pairs"], "p_mcnemar": r["p (McNemar)"]})
-    out = pd.DataFrame(rows, columns=["a", "b", "threshold", "only_a", "only_b", "both", "neither", "pairs",
-                                      "p_mcnemar"])
-    out["p_holm"] = out.groupby("threshold")["p_mcnemar"].transform(holm) if len(out) else []
-    return out
+                         "pairs": r["pairs"], "p_mcnemar": r["p (McNemar)"], "p_holm": r["p (Holm)"]})
+    return pd.DataFrame(rows, columns=["a", "b", "threshold", "only_a", "only_b", "both", "neither", "pairs",
+                                       "p_mcnemar", "p_holm"])
 
 
 def pair_tables(df: pd.DataFrame, thresholds, objectives, rule: str = "paper") -> dict[tuple[str, str], pd.DataFrame]:
     """pair_table for every pair of objectives, with "p (Holm)": its McNemar p adjusted over all
-    the pairs compared at the same threshold."""
-    adjusted = all_pair_tables(df, thresholds, objectives, rule)
-    out = {}
-    for a, b in itertools.combinations(objectives, 2):
-        table = pair_table(df, a, b, thresholds, rule)
-        table["p (Holm)"] = adjusted.loc[(adjusted["a"] == a) & (adjusted["b"] == b), "p_holm"].to_numpy()
-        out[(a, b)] = table
-    return out
+    the pairs compared at the same threshold (every table lists the thresholds in one order)."""
+    tables = {(a, b): pair_table(df, a, b, thresholds, rule) for a, b in itertools.combinations(objectives, 2)}
+    if tables:
+        raw = np.array([t["p (McNemar)"].to_numpy(dtype=float) for t in tables.values()])  # pairs x thresholds
+        adjusted = np.apply_along_axis(holm, 0, raw) if raw.size else raw
+        for table, column in zip(tables.values(), adjusted):
+            table["p (Holm)"] = column
+    return tables
 
 
 def holm(p) -> np.ndarray:

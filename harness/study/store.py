@@ -251,12 +251,8 @@ class ChildRuns:
         if trial_id in self.open:
             set_tags(self.client, self.open[trial_id], tags)
 
-    def untag(self, trial_id: str, keys) -> None:
-        """Delete those of `keys` the trial's open run has (an earlier attempt's run may have held them)."""
-        if trial_id in self.open:
-            self._delete_tags(self.open[trial_id], keys)
-
     def _delete_tags(self, rid: str, keys) -> None:
+        """Delete those of `keys` the run has (an earlier attempt's run may have held them)."""
         present = self.client.get_run(rid).data.tags if keys else {}
         for key in keys:
             if key in present:

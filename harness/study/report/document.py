@@ -54,7 +54,7 @@ class Document:
         self.blocks.append(("p", text))
 
     def table(self, df: pd.DataFrame, index: bool = False) -> None:
-        self.blocks.append(("table", _label_thresholds(df), index))
+        self.blocks.append(("table", df, index))
 
     def img(self, rel: str, caption: str) -> None:
         self.blocks.append(("img", rel, caption))
@@ -77,7 +77,7 @@ class Document:
         render = {
             "h": lambda level, text: f"<h{level}>{esc(text)}</h{level}>",
             "p": lambda text: f"<p>{esc(text)}</p>",
-            "table": lambda df, index: df.to_html(index=index, float_format=lambda v: f"{v:.3g}", na_rep=""),
+            "table": lambda df, index: _label_thresholds(df).to_html(index=index, float_format=lambda v: f"{v:.3g}", na_rep=""),
             "img": lambda rel, caption: (f"<figure><img src='{esc(rel)}'><figcaption>{esc(caption)}"
                                          "</figcaption></figure>"),
             "code": lambda text: f"<pre>{esc(text)}</pre>",
