@@ -4,7 +4,9 @@ A committed study keeps its trials.csv even where its MLflow store is gone, and 
 want a threshold the report did not single out, a subset of objectives, or the statistics a
 later version of the harness computes (the Holm adjustment arrived after the 2D studies
 ran). This reads the csv, keeps the trials with an outcome, and prints success counts and
-every pair's exact McNemar p, raw and Holm-adjusted over the pairs, at each threshold.
+every pair's exact McNemar p, raw and Holm-adjusted over the pairs, at each threshold; then
+the score itself before any threshold (`scores.py`: summary per objective, paired differences
+with the sign-flip p over architectures).
 """
 from __future__ import annotations
 
@@ -14,8 +16,8 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import UsageError
-from . import results
-from .report.answer import RULE_TEXT, pair_sentence
+from . import results, scores
+from .report.answer import RULE_TEXT, architecture_sentence, pair_sentence
 from .report.document import md_table, threshold_text
 
 NEEDED = ("arch_id", "objective", "seed", "status", "score")
@@ -37,7 +39,8 @@ def read_trials(path: Path) -> pd.DataFrame:
 
 def pairs_text(path: Path, thresholds: list[float], objectives: list[str] | None = None,
                rule: str = "paper") -> str:
-    """Markdown: per threshold, success counts, the answer's pair sentence and the pair table."""
+    """Markdown: per threshold, success counts, the answer's pair sentence and the pair table; then
+    the scores' summary and paired differences."""
     bad = [t for t in thresholds if not math.isfinite(t)]
     if bad or not thresholds:
         raise UsageError(f"--threshold: finite numbers needed, got {bad or 'none'}")
@@ -55,6 +58,8 @@ def pairs_text(path: Path, thresholds: list[float], objectives: list[str] | None
     pairs = results.all_pair_tables(df, thresholds, objectives, rule)
     for t in thresholds:
         at = pairs[pairs["threshold"] == float(t)]
-        parts += [f"## threshold {threshold_text(t)}", "", pair_sentence(at), "",
+        parts += [f"## threshold {threshold_text(t)}", "", " ".join(filter(None, [pair_sentence(at), architecture_sentence(at)])), "",
                   md_table(at.drop(columns="threshold")), ""]
+    parts += ["## the score itself, no threshold", "", md_table(scores.summary(df, objectives)), "",
+              md_table(scores.paired_differences(df, objectives)), ""]
     return "\n".join(parts)

@@ -82,9 +82,12 @@ def pair_table(df: pd.DataFrame, a: str, b: str, thresholds, rule: str = "paper"
         m = left.merge(right, on=keys, suffixes=("_a", "_b"))
         sa, sb = m["success_a"].astype(bool), m["success_b"].astype(bool)
         only_a, only_b = int((sa & ~sb).sum()), int((~sa & sb).sum())
+        net = (sa.astype(int) - sb.astype(int)).groupby(m["arch_id"]).sum().to_numpy()
         rows.append({"threshold": float(t), f"only {a}": only_a, f"only {b}": only_b,
                      "both succeeded": int((sa & sb).sum()), "both failed": int((~sa & ~sb).sum()),
-                     "pairs": len(m), "p (McNemar)": mcnemar_p(only_a, only_b)})
+                     "pairs": len(m), "p (McNemar)": mcnemar_p(only_a, only_b),
+                     "architectures": len(net), f"{a} / {b} ahead": f"{int((net > 0).sum())} / {int((net < 0).sum())}",
+                     "p (architectures)": sign_flip_p(net)})
     return pd.DataFrame(rows)
 
 
@@ -94,22 +97,28 @@ def all_pair_tables(df: pd.DataFrame, thresholds, objectives, rule: str = "paper
     rows = []
     for (a, b), table in pair_tables(df, thresholds, objectives, rule).items():
         for r in table.to_dict("records"):
+            ahead_a, ahead_b = (int(x) for x in r[f"{a} / {b} ahead"].split(" / "))
             rows.append({"a": a, "b": b, "threshold": r["threshold"], "only_a": r[f"only {a}"],
                          "only_b": r[f"only {b}"], "both": r["both succeeded"], "neither": r["both failed"],
-                         "pairs": r["pairs"], "p_mcnemar": r["p (McNemar)"], "p_holm": r["p (Holm)"]})
+                         "pairs": r["pairs"], "p_mcnemar": r["p (McNemar)"], "p_holm": r["p (Holm)"],
+                         "architectures": r["architectures"], "arch_ahead_a": ahead_a, "arch_ahead_b": ahead_b,
+                         "p_arch": r["p (architectures)"], "p_arch_holm": r["p (arch., Holm)"]})
     return pd.DataFrame(rows, columns=["a", "b", "threshold", "only_a", "only_b", "both", "neither", "pairs",
-                                       "p_mcnemar", "p_holm"])
+                                       "p_mcnemar", "p_holm", "architectures", "arch_ahead_a", "arch_ahead_b",
+                                       "p_arch", "p_arch_holm"])
 
 
 def pair_tables(df: pd.DataFrame, thresholds, objectives, rule: str = "paper") -> dict[tuple[str, str], pd.DataFrame]:
-    """pair_table for every pair of objectives, with "p (Holm)": its McNemar p adjusted over all
-    the pairs compared at the same threshold (every table lists the thresholds in one order)."""
+    """pair_table for every pair of objectives, with "p (Holm)" and "p (arch., Holm)": its McNemar
+    and architecture-level p adjusted over all the pairs compared at the same threshold (every
+    table lists the thresholds in one order)."""
     tables = {(a, b): pair_table(df, a, b, thresholds, rule) for a, b in itertools.combinations(objectives, 2)}
-    if tables:
-        raw = np.array([t["p (McNemar)"].to_numpy(dtype=float) for t in tables.values()])  # pairs x thresholds
+    for raw_column, adjusted_column, after in (("p (McNemar)", "p (Holm)", "p (McNemar)"),
+                                               ("p (architectures)", "p (arch., Holm)", "p (architectures)")):
+        raw = np.array([t[raw_column].to_numpy(dtype=float) for t in tables.values()])  # pairs x thresholds
         adjusted = np.apply_along_axis(holm, 0, raw) if raw.size else raw
         for table, column in zip(tables.values(), adjusted):
-            table["p (Holm)"] = column
+            table.insert(table.columns.get_loc(after) + 1, adjusted_column, column)
     return tables
 
 
@@ -120,10 +129,11 @@ def holm(p) -> np.ndarray:
     alone. The k-th smallest p is multiplied by m - k + 1, running maxima keep the order, and
     nothing exceeds 1. (scipy offers only the false-discovery-rate adjustments.)"""
     p = np.asarray(p, dtype=float)
-    order = np.argsort(p, kind="stable")
-    stepped = np.maximum.accumulate((len(p) - np.arange(len(p))) * p[order]).clip(max=1.0)
-    adjusted = np.empty_like(p)
-    adjusted[order] = stepped
+    adjusted = np.full_like(p, np.nan)
+    tested = np.flatnonzero(np.isfinite(p))      # NaN: no test made (e.g. one architecture), not counted
+    order = tested[np.argsort(p[tested], kind="stable")]
+    m = len(order)
+    adjusted[order] = np.maximum.accumulate((m - np.arange(m)) * p[order]).clip(max=1.0)
     return adjusted
 
 
@@ -176,6 +186,30 @@ def mcnemar_p(only_a: int, only_b: int) -> float:
     from scipy.stats import binomtest
     n = only_a + only_b
     return float(binomtest(only_b, n, 0.5).pvalue) if n else 1.0
+
+
+def sign_flip_p(units) -> float:
+    """Exact two-sided sign-flip test that the mean of independent paired differences is zero;
+    NaN under two units. Used with the architectures as the units (`pair_table`,
+    `scores.paired_differences`): McNemar counts every (architecture, seed) pair as independent,
+    which holds for a claim about the architectures sampled (seed noise only) but not about the
+    space they were drawn from: seeds of one architecture mostly agree (the report's noise floor),
+    so 11 pairs won may be 4 architectures won 3 times over. With k units it cannot go below
+    2^(1-k). Equal-magnitude differences (one seed per architecture) make it the exact sign test
+    (binomial, as McNemar); otherwise scipy's permutation_test enumerates the sign flips (Monte
+    Carlo, 20,000 resamples, past 16 nonzero units)."""
+    from scipy.stats import binomtest, permutation_test
+    values = np.asarray(units, dtype=float)
+    if len(values) < 2:
+        return np.nan
+    nonzero = values[values != 0]
+    if not len(nonzero):
+        return 1.0
+    if np.allclose(np.abs(nonzero), abs(nonzero[0])):
+        return float(binomtest(int((nonzero > 0).sum()), len(nonzero), 0.5).pvalue)
+    exact = len(nonzero) <= 16
+    return float(permutation_test((nonzero,), np.mean, permutation_type="samples", alternative="two-sided",
+                                  n_resamples=np.inf if exact else 20000, rng=np.random.default_rng(0)).pvalue)
 
 
 def significance_mark(p: float) -> str:

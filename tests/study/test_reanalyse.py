@@ -23,7 +23,10 @@ def test_pairs_prints_counts_and_holm_adjusted_pair_tests_leaving_out_trials_wit
     assert main(["pairs", str(csv), "--threshold", "1", "--threshold", "3"]) == 0
     out = capsys.readouterr().out
     assert "(21 trials with an outcome" in out and "| 1 | 0 | 0 | 7 |" in out
-    assert "wgan-gp over gan (7 vs 0 pairs, p = 0.016, Holm 0.047)" in out     # 3 pairs compared
+    # 3 pairs compared; one seed per architecture: the architecture-level test is McNemar's sign test
+    assert "wgan-gp over gan (7 vs 0 pairs, p = 0.016, Holm 0.047; architectures 7 vs 0 of 7, Holm 0.047)" in out
+    assert "## the score itself, no threshold" in out
+    assert "| gan | wgan-gp | 7 | -1.5 | [-1.5, -1.5] | 0 / 7 | 7 architectures | 0.0156 | 0.0469 |" in out
     assert "## threshold 3" in out and "No pair of objectives differs beyond noise" in out
     assert main(["pairs", str(csv), "--threshold", "1", "--objectives", "gan,wgan-gp"]) == 0
     assert "p = 0.016, Holm 0.016" in capsys.readouterr().out                  # one pair: nothing to adjust

@@ -162,3 +162,35 @@ def test_pair_p_values_are_adjusted_over_the_pairs_at_one_threshold():
     assert tables[("gan", "wgan-gp")]["p (Holm)"].tolist() == pytest.approx([3 * 2 ** -6, 1.0])
     wins = results.net_wins(df, 1.0, ["gan", "lsgan", "wgan-gp"])
     assert wins.loc["wgan-gp", "gan"] == "+7*" and wins.loc["gan", "wgan-gp"] == "-7*"   # 0.047 after Holm: one star
+
+
+def test_architecture_level_p_counts_an_architectures_seeds_once():
+    # wgan-gp wins all 3 seeds of a0 and a1, ties on a2..a3: 6 discordant pairs (McNemar 2^-5)
+    # but only 2 architectures ahead of none, which a sign-flip test cannot tell from chance (0.5)
+    rows = [(o, f"a{i}", s, 2.0 if o == "wgan-gp" or i >= 2 else 0.5)
+            for i in range(4) for s in range(3) for o in ("gan", "wgan-gp")]
+    t = results.pair_table(seeded(rows), "gan", "wgan-gp", [1.0]).iloc[0]
+    assert t["only wgan-gp"] == 6 and t["p (McNemar)"] == pytest.approx(2 ** -5)
+    assert t["architectures"] == 4 and t["gan / wgan-gp ahead"] == "0 / 2"
+    assert t["p (architectures)"] == pytest.approx(0.5)
+    long = results.all_pair_tables(seeded(rows), [1.0], ["gan", "wgan-gp"]).iloc[0]
+    assert (long["arch_ahead_a"], long["arch_ahead_b"], long["p_arch_holm"]) == (0, 2, pytest.approx(0.5))
+
+
+def test_sign_flip_p_against_enumeration():
+    import itertools
+    import numpy as np
+    units = np.array([3.0, 2.0, 1.0, -1.0, 0.5])
+    observed = abs(units.mean())
+    flips = [abs((units * np.array(signs)).mean()) for signs in itertools.product((1, -1), repeat=len(units))]
+    by_hand = sum(f >= observed - 1e-12 for f in flips) / len(flips)
+    assert results.sign_flip_p(units) == pytest.approx(by_hand)
+    assert results.sign_flip_p([1.0] * 8) == pytest.approx(2 ** -7)        # all one way: the floor 2^(1-k)
+    assert results.sign_flip_p([2.0, 2.0, -2.0]) == pytest.approx(1.0)    # equal magnitudes: the sign test
+    assert results.sign_flip_p([0.0, 0.0]) == 1.0
+    assert math.isnan(results.sign_flip_p([4.0]))                         # one unit: no test
+
+
+def test_holm_leaves_untested_pairs_out_of_the_count():
+    adjusted = results.holm([0.01, float("nan"), 0.03])
+    assert adjusted[0] == pytest.approx(0.02) and adjusted[2] == pytest.approx(0.03) and math.isnan(adjusted[1])

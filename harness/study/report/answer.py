@@ -36,6 +36,9 @@ def summary_sentences(df: pd.DataFrame, exp: dict, thresholds, t_ref: float, rul
                        for o in objectives) + f" (success rate, 95% CI resampling {rates['resampled'].iloc[0]})."]
     pairs = results.all_pair_tables(df, [t_ref], objectives, rule)
     out.append(pair_sentence(pairs))
+    arch = architecture_sentence(pairs)
+    if arch:
+        out.append(arch)
     share, groups = results.noise_floor(df, thresholds, rule)
     out.append(f"Noise floor: {100 * share:.0f}% of {groups} (architecture, objective, threshold) outcomes change "
                "between seeds." if groups else
@@ -44,9 +47,31 @@ def summary_sentences(df: pd.DataFrame, exp: dict, thresholds, t_ref: float, rul
 
 
 def _won(r) -> str:
-    winner, loser = (r.a, r.b) if r.only_a > r.only_b else (r.b, r.a)
-    return (f"{winner} over {loser} ({max(r.only_a, r.only_b)} vs {min(r.only_a, r.only_b)} pairs, "
-            f"p = {r.p_mcnemar:.2g}, Holm {r.p_holm:.2g})")
+    a_first = r.only_a > r.only_b
+    winner, loser = (r.a, r.b) if a_first else (r.b, r.a)
+    text = (f"{winner} over {loser} ({max(r.only_a, r.only_b)} vs {min(r.only_a, r.only_b)} pairs, "
+            f"p = {r.p_mcnemar:.2g}, Holm {r.p_holm:.2g}")
+    if pd.notna(r.p_arch):
+        ahead, behind = (r.arch_ahead_a, r.arch_ahead_b) if a_first else (r.arch_ahead_b, r.arch_ahead_a)
+        text += f"; architectures {ahead} vs {behind} of {r.architectures}, Holm {r.p_arch_holm:.2g}"
+    return text + ")"
+
+
+def architecture_sentence(pairs: pd.DataFrame) -> str:
+    """Which of the held pairs also hold with the architectures as the units (the claim about
+    the space, not only about the architectures sampled); '' where that test was not made."""
+    held = pairs[pairs["p_holm"] < 0.05]
+    if not len(held) or held["p_arch"].isna().all():
+        return ""
+    k, m = int(held["architectures"].max()), int(pairs["p_arch"].notna().sum())
+    floor = min(1.0, m * 2.0 ** (1 - k))
+    both = held[held["p_arch_holm"] < 0.05]
+    names = "; ".join(f"{r.a} vs {r.b}" for r in both.itertuples())
+    return (f"McNemar counts each (architecture, seed) pair as independent: a claim about these {k} architectures "
+            "under seed noise. As a claim about the architecture space (each architecture's net wins over its "
+            f"seeds as one unit, exact sign-flip test, Holm-adjusted over the {m} pairs; with {k} architectures it "
+            f"cannot go below p = {floor:.2g}): " + (f"holds for {names}." if len(both) else "none of these holds.")
+            + (" More architectures, not more seeds, would make such a claim possible." if floor >= 0.05 else ""))
 
 
 def pair_sentence(pairs: pd.DataFrame) -> str:

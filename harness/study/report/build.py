@@ -15,7 +15,7 @@ from ...config import check_name, from_dict
 from ...errors import UsageError
 from ...record import FAILED
 from ...trial import trials_of
-from .. import results, store
+from .. import results, scores, store
 from ..factor_tests import factor_tests
 from ..mode_tables import METRICS as MODE_METRICS, mode_curves, mode_table
 from ..time_budget import time_budget
@@ -174,6 +174,27 @@ def _mode_section(doc: Document, client, df: pd.DataFrame, exp: dict, objectives
             doc.table(wide, index=True)
 
 
+def _scores_section(doc: Document, df: pd.DataFrame, metric: str, objectives, out: Path) -> None:
+    """The headline score before any threshold: summary per objective, paired differences, plot."""
+    dist = plot_distributions(df, objectives, results.distribution_metrics(df), out / "plots" / "distributions.png")
+    summary = scores.summary(df, objectives)
+    if not dist and not summary["trials"].sum():
+        return
+    doc.h(2, "Final metric distributions")
+    doc.p(f"{metric} at the budget, per objective, over the trials whose score counts (ok or collapsed; "
+          "left out: diverged or failed): mean over architectures with a 95% bootstrap CI resampling them, "
+          "and the mean of each seed.")
+    doc.table(summary)
+    if len(objectives) > 1:
+        doc.p(f"Paired differences of {metric} over the (architecture, seed) pairs where both trials count: "
+              "mean of a - b with its 95% CI (architectures resampled), and the exact sign-flip p with the "
+              "architectures as the units (the seeds, with one architecture), raw and Holm-adjusted over the pairs. "
+              "It tells apart objectives that no threshold separates.")
+        doc.table(scores.paired_differences(df, objectives))
+    if dist:
+        doc.img(str(dist.relative_to(out)), "final metrics per objective (every trial with a value)")
+
+
 def _learning_section(doc: Document, client, df: pd.DataFrame, exp: dict, metric: str, objectives, out: Path,
                       lines: dict[str, float]) -> None:
     """The headline metric over training (a mode-collapse study shows its own three figures
@@ -270,7 +291,10 @@ def _results_sections(doc: Document, client, df: pd.DataFrame, exp: dict, metric
             f"success rate against threshold, 95% bootstrap confidence band ({rates['resampled'].iloc[0]} resampled)")
     doc.p("Each pair below: (architecture, seed) pairs where only one of the two succeeded, the exact "
           "McNemar p on them, and that p Holm-adjusted over all the pairs of objectives at the same threshold "
-          "(the one to compare with 0.05 when any pair could have been the one singled out).")
+          "(the one to compare with 0.05 when any pair could have been the one singled out). Then the same "
+          "question with the architectures as the units (a claim about the space, not only the architectures "
+          "sampled): how many architectures each side is ahead on over their seeds, and the exact sign-flip p "
+          "on those net wins, raw and Holm-adjusted.")
     for (a, b), table in results.pair_tables(df, thresholds, objectives, rule).items():
         doc.h(2, f"{a} vs {b}")
         doc.table(table)
@@ -280,10 +304,7 @@ def _results_sections(doc: Document, client, df: pd.DataFrame, exp: dict, metric
         doc.p(comparison[1])
         doc.table(comparison[0])
     _mode_section(doc, client, df, exp, objectives)
-    dist = plot_distributions(df, objectives, results.distribution_metrics(df), out / "plots" / "distributions.png")
-    if dist:
-        doc.h(2, "Final metric distributions")
-        doc.img(str(dist.relative_to(out)), "final metrics per objective (every trial with a value)")
+    _scores_section(doc, df, metric, objectives, out)
     lines = {f"threshold {threshold_text(t_ref)} (about half succeed)": t_ref,
              **({f"real data {real:.3g}": real} if real is not None else {})}
     _learning_section(doc, client, df, exp, metric, objectives, out, lines)

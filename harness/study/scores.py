@@ -1,0 +1,82 @@
+"""The headline score itself, before any threshold: per-objective summary and paired differences.
+
+Success counts at thresholds (results.py) are the paper's statistic, but they discard how far
+a trial cleared or missed a threshold: two objectives can split no (architecture, seed) pair at
+any threshold and still differ by a few tenths of a score, or be the same within a tenth. The
+paired difference of the score says which: its mean over the matched pairs with a 95 %
+bootstrap CI that resamples architectures (seeds kept together, as `results.success_rates`
+does), and the exact sign-flip p with the architectures as the units (`results.sign_flip_p`;
+the seeds with a single architecture), Holm-adjusted over the pairs of objectives like the
+McNemar tables.
+
+Only trials whose score counts for success have one here (status ok or collapsed, the paper
+rule's `record.SUCCESS_RULES`): a diverged trial's score is missing or stale. The summary says
+how many trials of each objective that leaves out; a pair needs both trials scored.
+"""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+
+from ..record import SUCCESS_RULES
+from .results import holm, mean_ci, sign_flip_p
+
+
+def scored(df: pd.DataFrame) -> pd.DataFrame:
+    """The trials with a usable score, the score as a float."""
+    if df.empty:
+        return df.assign(score=pd.Series(dtype=float))
+    out = df.assign(score=pd.to_numeric(df["score"], errors="coerce"))
+    return out[out["status"].isin(SUCCESS_RULES["paper"]) & np.isfinite(out["score"])]
+
+
+def cluster_mean_ci(values: pd.Series, arch: pd.Series) -> tuple[float, float, float]:
+    """(mean, CI low, CI high): the mean over architectures of each one's mean over its seeds,
+    and its bootstrap CI resampling architectures (the seeds themselves with one architecture)."""
+    per_arch = values.groupby(arch).mean().to_numpy()
+    units = per_arch if len(per_arch) > 1 else values.to_numpy()
+    mean = float(per_arch.mean()) if len(per_arch) else np.nan
+    if len(units) > 1 and units.min() < units.max():
+        return (mean, *mean_ci(units))
+    return mean, mean, mean
+
+
+def summary(df: pd.DataFrame, objectives) -> pd.DataFrame:
+    """Per objective: trials scored and left out, mean with 95 % CI, sd, min / median / max,
+    and the mean of each seed (do the seeds agree?)."""
+    ok = scored(df)
+    rows = []
+    for obj in objectives:
+        sub = ok[ok["objective"] == obj]
+        mean, lo, hi = cluster_mean_ci(sub["score"], sub["arch_id"])
+        seeds = sub.groupby("seed")["score"].mean()
+        rows.append({"objective": obj, "trials": len(sub),
+                     "left out": int((df["objective"] == obj).sum()) - len(sub) if len(df) else 0,
+                     "mean": mean, "95% CI": f"[{lo:.3g}, {hi:.3g}]", "sd": sub["score"].std(),
+                     "min": sub["score"].min(), "median": sub["score"].median(), "max": sub["score"].max(),
+                     "mean per seed": " / ".join(f"{v:.3g}" for v in seeds) or "-"})
+    return pd.DataFrame(rows)
+
+
+def paired_differences(df: pd.DataFrame, objectives) -> pd.DataFrame:
+    """Every pair (a, b) of objectives over the (architecture, seed) pairs where both are scored:
+    mean of a - b with its 95 % CI, how many pairs a scored higher, and the sign-flip p on the
+    architectures' mean differences (on the pairs with one architecture), raw and Holm-adjusted."""
+    ok = scored(df).set_index(["arch_id", "seed"])
+    rows = []
+    for a, b in itertools.combinations(objectives, 2):
+        both = pd.concat([ok[ok["objective"] == a]["score"].rename("a"),
+                          ok[ok["objective"] == b]["score"].rename("b")], axis=1, join="inner")
+        diff = (both["a"] - both["b"]).reset_index()
+        mean, lo, hi = cluster_mean_ci(diff[0], diff["arch_id"]) if len(diff) else (np.nan,) * 3
+        per_arch = diff[0].groupby(diff["arch_id"]).mean()
+        units = per_arch if len(per_arch) > 1 else diff[0]
+        rows.append({"a": a, "b": b, "pairs": len(diff), "a - b": mean, "95% CI": f"[{lo:.3g}, {hi:.3g}]",
+                     "a higher": f"{int((diff[0] > 0).sum())} / {len(diff)}",
+                     "units": f"{len(units)} {'architectures' if len(per_arch) > 1 else 'seeds'}",
+                     "p (sign flips)": sign_flip_p(units.to_numpy())})
+    out = pd.DataFrame(rows, columns=["a", "b", "pairs", "a - b", "95% CI", "a higher", "units", "p (sign flips)"])
+    out["p (Holm)"] = holm(out["p (sign flips)"].to_numpy()) if len(out) else []
+    return out

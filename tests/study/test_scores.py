@@ -1,0 +1,45 @@
+"""The score before any threshold: summary per objective and paired differences."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from harness.record import TrialRecord
+from harness.study import results, scores
+
+
+def trials(rows):
+    """rows: (objective, arch_id, seed, status, score), headline 'is'."""
+    return results.frame(TrialRecord(f"{a}-{o}-s{s}", a, o, s, status=st, headline="is",
+                                     metrics={} if math.isnan(v) else {"is": v})
+                         for o, a, s, st, v in rows)
+
+
+def test_summary_leaves_out_diverged_trials_and_shows_each_seed():
+    df = trials([("gan", "a0", 0, "ok", 4.0), ("gan", "a0", 1, "ok", 6.0), ("gan", "a1", 0, "ok", 2.0),
+                 ("gan", "a1", 1, "diverged", float("nan")), ("lsgan", "a0", 0, "collapsed", 1.0)])
+    s = scores.summary(df, ["gan", "lsgan"]).set_index("objective")
+    assert (s.loc["gan", "trials"], s.loc["gan", "left out"]) == (3, 1)
+    assert s.loc["gan", "mean"] == pytest.approx((5.0 + 2.0) / 2)       # architectures weigh equally
+    assert s.loc["gan", "mean per seed"] == "3 / 6"                     # seed 0: (4 + 2) / 2, seed 1: 6
+    assert (s.loc["gan", "min"], s.loc["gan", "max"]) == (2.0, 6.0)
+    assert s.loc["lsgan", "trials"] == 1 and s.loc["lsgan", "95% CI"] == "[1, 1]"   # collapsed keeps its score
+
+
+def test_paired_differences_take_architectures_as_units():
+    # wgan-gp above gan on every seed of 5 architectures, by 1 + i: the sign-flip floor 2^-4
+    rows = [(o, f"a{i}", s, "ok", 1.0 + (1 + i) * (o == "wgan-gp")) for i in range(5) for s in (0, 1)
+            for o in ("gan", "wgan-gp")]
+    d = scores.paired_differences(trials(rows), ["gan", "wgan-gp"]).iloc[0]
+    assert d["pairs"] == 10 and d["a higher"] == "0 / 10" and d["units"] == "5 architectures"
+    assert d["a - b"] == pytest.approx(-3.0)
+    low, high = (float(x) for x in d["95% CI"].strip("[]").split(","))
+    assert -5.0 <= low < -3.0 < high <= -1.0
+    assert d["p (sign flips)"] == pytest.approx(2 ** -4) and d["p (Holm)"] == pytest.approx(2 ** -4)
+
+
+def test_one_architecture_takes_its_seeds_as_units():
+    rows = [(o, "a0", s, "ok", float(s) + 2.0 * (o == "gan")) for s in range(6) for o in ("gan", "lsgan")]
+    d = scores.paired_differences(trials(rows), ["gan", "lsgan"]).iloc[0]
+    assert d["units"] == "6 seeds" and d["a - b"] == pytest.approx(2.0) and d["p (sign flips)"] == pytest.approx(2 ** -5)
