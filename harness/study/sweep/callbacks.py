@@ -58,11 +58,14 @@ def error_text(rtrial) -> str:
 
 class TrialStates(dict):
     """trial id -> running | retrying | an outcome (record.OUTCOMES); with each trial's method,
-    when it started and how long each recorded trial took, for the progress line's estimate."""
+    when it started and how long each recorded trial took, for the progress line's estimate;
+    `prior`: method -> wall times of the sweep's trials recorded before this run (earlier runs
+    of a resumed sweep, other shards), so a resumed shard has an estimate from its start."""
 
-    def __init__(self, kinds: dict[str, str] | None = None):
+    def __init__(self, kinds: dict[str, str] | None = None, prior: dict[str, list[float]] | None = None):
         super().__init__()
         self.kinds = dict(kinds or {})            # trial id -> its method, for every trial of the run
+        self.prior = {k: list(v) for k, v in (prior or {}).items() if v}
         self.started: dict[str, float] = {}       # trial id -> time.monotonic() of its (latest) start
         self.took: dict[str, float] = {}          # trial id -> seconds, trials that returned a record
         self.slots = 1                            # the most trials seen running at once
@@ -72,24 +75,26 @@ class TrialStates(dict):
 
     def seconds_left(self, now: float) -> float | None:
         """Work left over the slots the run has used (fewer when fewer trials remain): each
-        trial not yet done costs the mean wall time of
-        its method's recorded trials (all methods' mean while its own has none), less what a
-        running one has already spent. A GAN trial and a WGAN-GP trial can differ tenfold, so
-        the sweep-wide mean would mislead while the cheap trials finish first. None before any
-        trial has been recorded."""
-        if not self.took:
+        trial not yet done costs the mean wall time of its method's trials recorded in this run,
+        else in `prior`, else of every trial's, less what a running one has already spent. A GAN
+        trial and a WGAN-GP trial can differ tenfold, so the sweep-wide mean would mislead while
+        the cheap trials finish first; this run's own times win over the prior, which another
+        machine may have measured. None before any trial has been recorded, here or before."""
+        if not self.took and not self.prior:
             return None
         by_kind: dict[str, list[float]] = {}
         for tid, seconds in self.took.items():
             by_kind.setdefault(self.kinds.get(tid, ""), []).append(seconds)
-        overall = sum(self.took.values()) / len(self.took)
+        pool = list(self.took.values()) or [t for times in self.prior.values() for t in times]
+        overall = sum(pool) / len(pool)
         work, waiting = 0.0, 0
         for tid in self.kinds or self:
             state = self.get(tid)
             if state in OUTCOMES:
                 continue
             waiting += 1
-            runs = by_kind.get(self.kinds.get(tid, ""))
+            kind = self.kinds.get(tid, "")
+            runs = by_kind.get(kind) or self.prior.get(kind)
             cost = sum(runs) / len(runs) if runs else overall
             work += max(cost - (now - self.started.get(tid, now)), 0.0) if state in (RUNNING, RETRYING) else cost
         return work / max(min(self.slots, waiting), 1)

@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
+
 from ...config import Experiment, check_name, experiment_diff, load_experiment
 from ...data import get_dataset_spec, load_images
 from ...errors import DatasetNotFound, UsageError
@@ -180,7 +182,7 @@ def fit(exp: Experiment, exp_dict: dict, todo: list[Trial], resources, runs, lab
     `checkpoints` (trial id -> {"path", "iteration"}) continue from that checkpoint. Tune
     keeps each trial's latest checkpoint (and restores it when it retries a trial)."""
     from ray import tune
-    states = TrialStates({t.id: t.objective for t in todo})
+    states = TrialStates({t.id: t.objective for t in todo}, past_wall_times(runs))
     callbacks = [Recorder({t.id: t for t in todo}, runs, states, exp.train.keep_checkpoints),
                  ProgressLine(states, label, len(todo)), clock]
     trainable = tune.with_resources(tune.with_parameters(run_one, experiment=exp_dict), resources)
@@ -196,6 +198,17 @@ def fit(exp: Experiment, exp_dict: dict, todo: list[Trial], resources, runs, lab
             callbacks=callbacks, checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             failure_config=tune.FailureConfig(max_failures=exp.resources.max_failures)))
     tuner.fit()
+
+
+def past_wall_times(runs) -> dict[str, list[float]]:
+    """Method -> wall times of the sweep's trials already recorded (every shard and earlier run):
+    the progress line's estimate on --resume before this run has finished a trial."""
+    df = results.with_outcome(results.frame(store.read_records(runs.client, runs.exp_id)))
+    if df.empty or "wall_time_s" not in df:
+        return {}
+    seconds = pd.to_numeric(df["wall_time_s"], errors="coerce")
+    keep = seconds.gt(0)
+    return {str(k): v.tolist() for k, v in seconds[keep].groupby(df.loc[keep, "objective"])}
 
 
 def aggregate(client, exp_id: str, parent_id: str, exp: Experiment, thresholds: list[float], trials: list[Trial],

@@ -96,3 +96,15 @@ def test_a_recorded_trial_leaves_its_wall_time_for_the_estimate(finishing_trial)
     recorder.states.started[tid] -= 100.0          # as if it had started 100 s earlier
     recorder.on_trial_complete(0, [], rtrial)
     assert list(recorder.states.took) == [tid] and recorder.states.took[tid] >= 100.0
+
+
+def test_a_resumed_run_prices_its_trials_from_the_sweeps_earlier_records_until_it_has_its_own():
+    """Earlier runs recorded gan at 10 and 20 s, wgan-gp at 300 s: a fresh resumed run with one gan
+    and one wgan-gp trial waiting has an estimate at once; this run's own gan time then wins."""
+    states = TrialStates({"g": "gan", "w": "wgan-gp", "s": "sngan"}, prior={"gan": [10.0, 20.0], "wgan-gp": [300.0]})
+    # sngan was never recorded anywhere: it costs the mean of every earlier trial, 110 s
+    assert states.seconds_left(now=0.0) == pytest.approx(15.0 + 300.0 + 110.0)
+    states["g"], states.took["g"] = "ok", 40.0
+    assert states.seconds_left(now=0.0) == pytest.approx(300.0 + 40.0)   # sngan now at this run's mean, 40 s
+    assert TrialStates({"g": "gan"}, prior={"gan": []}).seconds_left(now=0.0) is None
+

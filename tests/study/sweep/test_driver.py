@@ -15,6 +15,7 @@ from conftest import harness_cmd, kill_session, run_harness
 
 from harness import cli
 from harness.config import from_dict
+from harness.record import TrialRecord
 from harness.study import results, store
 from harness.trial import trials_of
 
@@ -314,3 +315,23 @@ def test_dry_run_times_a_conditional_image_trial(tiny_fmnist):
     from harness.study.sweep.dry_run import seconds_per_iteration
     trial = trials_of(from_dict({**tiny_fmnist, "conditional": True}))[0]
     assert seconds_per_iteration(trial, threads=1) > 0
+
+
+def test_past_wall_times_read_every_recorded_trial_of_the_sweep(project):
+    from harness.study.sweep.driver import past_wall_times
+    exp = from_dict({"name": "past", "dataset": "ring8", "objectives": ["gan", "wgan-gp"], "space": {"n": 2, "seed": 0}})
+    client = store.get_client()
+    exp_id = store.open_experiment(client, "past")
+    pid = store.start_parent(client, exp_id, "past", "1/1", exp.to_dict(), 4, "x.yaml")
+    runs = store.ChildRuns(client, exp_id, pid, "past", "1/1")
+    took = {"gan": [12.0, 18.0], "wgan-gp": [90.0]}
+    for t in trials_of(exp):
+        runs.start(t.id, t.params())
+    for t, seconds in zip([t for t in trials_of(exp) if t.objective == "gan"], took["gan"]):
+        runs.finish(TrialRecord(t.id, t.arch.id, t.objective, t.seed, headline="is", metrics={"is": 1.0},
+                                wall_time_s=seconds))
+    first_wgan = next(t for t in trials_of(exp) if t.objective == "wgan-gp")
+    runs.finish(TrialRecord(first_wgan.id, first_wgan.arch.id, "wgan-gp", 0, headline="is", metrics={"is": 1.0},
+                            wall_time_s=90.0))
+    # the other wgan-gp trial is still running: no outcome, no time
+    assert past_wall_times(runs) == took
