@@ -59,7 +59,7 @@ def pairs_text(path: Path, thresholds: list[float], objectives: list[str] | None
     for t in thresholds:
         at = pairs[pairs["threshold"] == float(t)]
         parts += [f"## threshold {threshold_text(t)}", "", " ".join(filter(None, [pair_sentence(at), architecture_sentence(at)])), "",
-                  md_table(at.drop(columns="threshold")), ""]
+                  md_table(results.drop_untested(at.drop(columns="threshold"))), ""]
     parts += ["## the score itself, no threshold", "", md_table(scores.summary(df, objectives)), "",
               md_table(scores.paired_differences(df, objectives)), ""]
     return "\n".join(parts)

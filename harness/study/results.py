@@ -122,6 +122,20 @@ def pair_tables(df: pd.DataFrame, thresholds, objectives, rule: str = "paper") -
     return tables
 
 
+ARCHITECTURE_COLUMNS = ("architectures", "ahead", "p (architectures)", "p (arch., Holm)",
+                        "arch_ahead_a", "arch_ahead_b", "p_arch", "p_arch_holm")
+
+
+def drop_untested(table: pd.DataFrame) -> pd.DataFrame:
+    """A pair table as a reader wants it: without the architecture-level columns when no such
+    test could be made (a study of one architecture, where the seeds are the units and McNemar
+    is the test)."""
+    p = table["p (architectures)"] if "p (architectures)" in table else table.get("p_arch")
+    if p is None or p.notna().any():
+        return table
+    return table.drop(columns=[c for c in table.columns if c in ARCHITECTURE_COLUMNS or c.endswith(" ahead")])
+
+
 def holm(p) -> np.ndarray:
     """Holm's step-down adjustment (Holm 1979): p-values comparable with 0.05 as a bound on the
     chance of any false 'difference' among the m tests of one family. With 6 objectives one

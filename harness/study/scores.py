@@ -43,6 +43,10 @@ def cluster_mean_ci(values: pd.Series, arch: pd.Series) -> tuple[float, float, f
     return mean, mean, mean
 
 
+def ci_text(low: float, high: float) -> str:
+    return f"[{low:.3g}, {high:.3g}]" if np.isfinite(low) and np.isfinite(high) else "-"
+
+
 def summary(df: pd.DataFrame, objectives) -> pd.DataFrame:
     """Per objective: trials scored and left out, mean with 95 % CI, sd, min / median / max,
     and the mean of each seed (do the seeds agree?)."""
@@ -54,7 +58,7 @@ def summary(df: pd.DataFrame, objectives) -> pd.DataFrame:
         seeds = sub.groupby("seed")["score"].mean()
         rows.append({"objective": obj, "trials": len(sub),
                      "left out": int((df["objective"] == obj).sum()) - len(sub) if len(df) else 0,
-                     "mean": mean, "95% CI": f"[{lo:.3g}, {hi:.3g}]", "sd": sub["score"].std(),
+                     "mean": mean, "95% CI": ci_text(lo, hi), "sd": sub["score"].std(),
                      "min": sub["score"].min(), "median": sub["score"].median(), "max": sub["score"].max(),
                      "mean per seed": " / ".join(f"{v:.3g}" for v in seeds) or "-"})
     return pd.DataFrame(rows)
@@ -73,7 +77,7 @@ def paired_differences(df: pd.DataFrame, objectives) -> pd.DataFrame:
         mean, lo, hi = cluster_mean_ci(diff[0], diff["arch_id"]) if len(diff) else (np.nan,) * 3
         per_arch = diff[0].groupby(diff["arch_id"]).mean()
         units = per_arch if len(per_arch) > 1 else diff[0]
-        rows.append({"a": a, "b": b, "pairs": len(diff), "a - b": mean, "95% CI": f"[{lo:.3g}, {hi:.3g}]",
+        rows.append({"a": a, "b": b, "pairs": len(diff), "a - b": mean, "95% CI": ci_text(lo, hi),
                      "a higher": f"{int((diff[0] > 0).sum())} / {len(diff)}",
                      "units": f"{len(units)} {'architectures' if len(per_arch) > 1 else 'seeds'}",
                      "p (sign flips)": sign_flip_p(units.to_numpy())})

@@ -194,3 +194,15 @@ def test_sign_flip_p_against_enumeration():
 def test_holm_leaves_untested_pairs_out_of_the_count():
     adjusted = results.holm([0.01, float("nan"), 0.03])
     assert adjusted[0] == pytest.approx(0.02) and adjusted[2] == pytest.approx(0.03) and math.isnan(adjusted[1])
+
+
+def test_one_architecture_has_no_architecture_columns_to_show():
+    rows = [(o, "a0", s, 2.0 if o == "wgan-gp" else 0.5) for s in range(6) for o in ("gan", "wgan-gp")]
+    table = results.pair_table(seeded(rows), "gan", "wgan-gp", [1.0])
+    assert math.isnan(table["p (architectures)"].iloc[0])               # one unit: no such test
+    assert list(results.drop_untested(table).columns) == [
+        "threshold", "only gan", "only wgan-gp", "both succeeded", "both failed", "pairs", "p (McNemar)"]
+    long = results.all_pair_tables(seeded(rows), [1.0], ["gan", "wgan-gp"])
+    assert "p_arch" not in results.drop_untested(long) and "p_holm" in results.drop_untested(long)
+    two = seeded(rows + [(o, "a1", 0, 2.0) for o in ("gan", "wgan-gp")])
+    assert "p (architectures)" in results.drop_untested(results.pair_table(two, "gan", "wgan-gp", [1.0]))

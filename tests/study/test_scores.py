@@ -43,3 +43,12 @@ def test_one_architecture_takes_its_seeds_as_units():
     rows = [(o, "a0", s, "ok", float(s) + 2.0 * (o == "gan")) for s in range(6) for o in ("gan", "lsgan")]
     d = scores.paired_differences(trials(rows), ["gan", "lsgan"]).iloc[0]
     assert d["units"] == "6 seeds" and d["a - b"] == pytest.approx(2.0) and d["p (sign flips)"] == pytest.approx(2 ** -5)
+
+
+def test_an_objective_without_a_scored_trial_reads_as_a_dash_not_nan():
+    df = trials([("gan", "a0", 0, "ok", 3.0), ("fgan-reverse-kl", "a0", 0, "diverged", float("nan"))])
+    s = scores.summary(df, ["gan", "fgan-reverse-kl"]).set_index("objective")
+    assert (s.loc["fgan-reverse-kl", "trials"], s.loc["fgan-reverse-kl", "left out"]) == (0, 1)
+    assert s.loc["fgan-reverse-kl", "95% CI"] == "-" and s.loc["fgan-reverse-kl", "mean per seed"] == "-"
+    d = scores.paired_differences(df, ["gan", "fgan-reverse-kl"]).iloc[0]
+    assert d["pairs"] == 0 and d["95% CI"] == "-" and math.isnan(d["p (sign flips)"])

@@ -19,7 +19,7 @@ def tables_markdown(df: pd.DataFrame, thresholds, objectives, rule: str = "paper
              md_table(results.success_counts(df, thresholds, objectives, rule), index=True), ""]
     for (a, b), table in results.pair_tables(df, thresholds, objectives, rule).items():
         parts += [f"## {a} vs {b} (paired by architecture and seed; exact McNemar p on the discordant pairs, "
-                  "and Holm-adjusted over the pairs of objectives)", "", md_table(table), ""]
+                  "and Holm-adjusted over the pairs of objectives)", "", md_table(results.drop_untested(table)), ""]
     return "\n".join(parts)
 
 

@@ -182,8 +182,8 @@ def _scores_section(doc: Document, df: pd.DataFrame, metric: str, objectives, ou
         return
     doc.h(2, "Final metric distributions")
     doc.p(f"{metric} at the budget, per objective, over the trials whose score counts (ok or collapsed; "
-          "left out: diverged or failed): mean over architectures with a 95% bootstrap CI resampling them, "
-          "and the mean of each seed.")
+          "left out: diverged or failed): mean over architectures with a 95% bootstrap CI resampling them "
+          "(the seeds, with one architecture), and the mean of each seed.")
     doc.table(summary)
     if len(objectives) > 1:
         doc.p(f"Paired differences of {metric} over the (architecture, seed) pairs where both trials count: "
@@ -297,7 +297,7 @@ def _results_sections(doc: Document, client, df: pd.DataFrame, exp: dict, metric
           "on those net wins, raw and Holm-adjusted.")
     for (a, b), table in results.pair_tables(df, thresholds, objectives, rule).items():
         doc.h(2, f"{a} vs {b}")
-        doc.table(table)
+        doc.table(results.drop_untested(table))
     comparison = results.published_comparison(df, exp["reproduces"], rule) if exp.get("reproduces") else None
     if comparison is not None:
         doc.h(2, f"Beside the published table ({exp['reproduces']})")
