@@ -61,5 +61,5 @@ def pairs_text(path: Path, thresholds: list[float], objectives: list[str] | None
         parts += [f"## threshold {threshold_text(t)}", "", " ".join(filter(None, [pair_sentence(at), architecture_sentence(at)])), "",
                   md_table(results.drop_untested(at.drop(columns="threshold"))), ""]
     parts += ["## the score itself, no threshold", "", md_table(scores.summary(df, objectives)), "",
-              md_table(scores.paired_differences(df, objectives)), ""]
+              md_table(scores.readable(scores.paired_differences(df, objectives))), ""]
     return "\n".join(parts)

@@ -77,10 +77,18 @@ def paired_differences(df: pd.DataFrame, objectives) -> pd.DataFrame:
         mean, lo, hi = cluster_mean_ci(diff[0], diff["arch_id"]) if len(diff) else (np.nan,) * 3
         per_arch = diff[0].groupby(diff["arch_id"]).mean()
         units = per_arch if len(per_arch) > 1 else diff[0]
-        rows.append({"a": a, "b": b, "pairs": len(diff), "a - b": mean, "95% CI": ci_text(lo, hi),
+        rows.append({"a": a, "b": b, "pairs": len(diff), "a - b": mean, "ci_low": lo, "ci_high": hi,
                      "a higher": f"{int((diff[0] > 0).sum())} / {len(diff)}",
                      "units": f"{len(units)} {'architectures' if len(per_arch) > 1 else 'seeds'}",
                      "p (sign flips)": sign_flip_p(units.to_numpy())})
-    out = pd.DataFrame(rows, columns=["a", "b", "pairs", "a - b", "95% CI", "a higher", "units", "p (sign flips)"])
+    out = pd.DataFrame(rows, columns=["a", "b", "pairs", "a - b", "ci_low", "ci_high", "a higher", "units",
+                                      "p (sign flips)"])
     out["p (Holm)"] = holm(out["p (sign flips)"].to_numpy()) if len(out) else []
     return out
+
+
+def readable(diffs: pd.DataFrame) -> pd.DataFrame:
+    """paired_differences with its CI as one '[low, high]' column, for a table."""
+    text = [ci_text(lo, hi) for lo, hi in zip(diffs["ci_low"], diffs["ci_high"])]
+    return diffs.drop(columns=["ci_low", "ci_high"]).assign(**{"95% CI": text})[
+        ["a", "b", "pairs", "a - b", "95% CI", "a higher", "units", "p (sign flips)", "p (Holm)"]]

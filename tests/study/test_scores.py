@@ -34,8 +34,9 @@ def test_paired_differences_take_architectures_as_units():
     d = scores.paired_differences(trials(rows), ["gan", "wgan-gp"]).iloc[0]
     assert d["pairs"] == 10 and d["a higher"] == "0 / 10" and d["units"] == "5 architectures"
     assert d["a - b"] == pytest.approx(-3.0)
-    low, high = (float(x) for x in d["95% CI"].strip("[]").split(","))
-    assert -5.0 <= low < -3.0 < high <= -1.0
+    assert -5.0 <= d["ci_low"] < -3.0 < d["ci_high"] <= -1.0
+    assert scores.readable(scores.paired_differences(trials(rows), ["gan", "wgan-gp"]))["95% CI"].iloc[0] == \
+        f"[{d['ci_low']:.3g}, {d['ci_high']:.3g}]"
     assert d["p (sign flips)"] == pytest.approx(2 ** -4) and d["p (Holm)"] == pytest.approx(2 ** -4)
 
 
@@ -51,4 +52,14 @@ def test_an_objective_without_a_scored_trial_reads_as_a_dash_not_nan():
     assert (s.loc["fgan-reverse-kl", "trials"], s.loc["fgan-reverse-kl", "left out"]) == (0, 1)
     assert s.loc["fgan-reverse-kl", "95% CI"] == "-" and s.loc["fgan-reverse-kl", "mean per seed"] == "-"
     d = scores.paired_differences(df, ["gan", "fgan-reverse-kl"]).iloc[0]
-    assert d["pairs"] == 0 and d["95% CI"] == "-" and math.isnan(d["p (sign flips)"])
+    assert d["pairs"] == 0 and math.isnan(d["p (sign flips)"])
+    assert scores.readable(scores.paired_differences(df, ["gan", "fgan-reverse-kl"]))["95% CI"].iloc[0] == "-"
+
+
+def test_the_forest_plot_draws_every_pair_with_a_difference(tmp_path):
+    from harness.study.report.plots import plot_paired_differences
+    rows = [(o, f"a{i}", 0, "ok", float(i) + {"gan": 0.0, "lsgan": 1.0, "sngan": 3.0}[o])
+            for i in range(4) for o in ("gan", "lsgan", "sngan")]
+    diffs = scores.paired_differences(trials(rows), ["gan", "lsgan", "sngan"])
+    assert plot_paired_differences(diffs, "is", tmp_path / "f.png").stat().st_size > 0
+    assert plot_paired_differences(diffs.iloc[:0], "is", tmp_path / "g.png") is None

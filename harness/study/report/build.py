@@ -22,7 +22,8 @@ from ..time_budget import time_budget
 from .answer import RULE_TEXT, summary_sentences
 from .document import Document, threshold_text
 from ..learning_curves import curve_table, final_gains, settled_sentence
-from .plots import plot_curves, plot_distributions, plot_factor_effects, plot_learning_curves, plot_success_rates
+from .plots import (plot_curves, plot_distributions, plot_factor_effects, plot_learning_curves, plot_paired_differences,
+                    plot_success_rates)
 
 # Curves of the game itself (objectives' diagnostics, the true W1, JS and KLs and D's gap to
 # the optimal D* on 2D mixtures, the losses), read back from each trial's MLflow history for
@@ -189,8 +190,13 @@ def _scores_section(doc: Document, df: pd.DataFrame, metric: str, objectives, ou
         doc.p(f"Paired differences of {metric} over the (architecture, seed) pairs where both trials count: "
               "mean of a - b with its 95% CI (architectures resampled), and the exact sign-flip p with the "
               "architectures as the units (the seeds, with one architecture), raw and Holm-adjusted over the pairs. "
-              "It tells apart objectives that no threshold separates.")
-        doc.table(scores.paired_differences(df, objectives))
+              "It tells apart objectives that no threshold separates. With few units (under about 10) the "
+              "percentile interval runs narrow: an interval clear of 0 is a lead, the p after Holm the test.")
+        diffs = scores.paired_differences(df, objectives)
+        doc.table(scores.readable(diffs))
+        forest = plot_paired_differences(diffs, metric, out / "plots" / "paired_differences.png")
+        if forest:
+            doc.img(str(forest.relative_to(out)), f"paired differences of {metric} between objectives, 95% CI")
     if dist:
         doc.img(str(dist.relative_to(out)), "final metrics per objective (every trial with a value)")
 

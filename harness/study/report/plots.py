@@ -57,6 +57,25 @@ def plot_distributions(df: pd.DataFrame, objectives, metrics, path: Path) -> Pat
     return _save(fig, path)
 
 
+def plot_paired_differences(diffs: pd.DataFrame, metric: str, path: Path) -> Path | None:
+    """One row per pair of objectives: the mean paired difference of the score with its 95% CI
+    and a line at 0, so the pairs a threshold cannot separate show how close they are."""
+    diffs = diffs[np.isfinite(diffs["a - b"].to_numpy(dtype=float))]
+    if diffs.empty:
+        return None
+    fig, ax = _plt().subplots(figsize=(6.5, 0.9 + 0.28 * len(diffs)), dpi=110)
+    y = np.arange(len(diffs))[::-1]
+    held = diffs["p (Holm)"].to_numpy(dtype=float) < 0.05
+    err = np.vstack([diffs["a - b"] - diffs["ci_low"], diffs["ci_high"] - diffs["a - b"]]).clip(min=0)
+    for mask, color in ((held, "tab:red"), (~held, "tab:gray")):
+        ax.errorbar(diffs["a - b"][mask], y[mask], xerr=err[:, mask], fmt="o", color=color, capsize=3, ms=4)
+    ax.axvline(0.0, color="black", lw=0.8)
+    ax.set_yticks(y, [f"{a} - {b}" for a, b in zip(diffs["a"], diffs["b"])], fontsize=8)
+    ax.set_xlabel(f"paired difference of {metric}, 95% CI\n(red: sign-flip p < 0.05 after Holm)", fontsize=9)
+    ax.grid(axis="x", alpha=0.3)
+    return _save(fig, path)
+
+
 def plot_factor_effects(effects: pd.DataFrame, objectives, threshold: float, path: Path) -> Path | None:
     if effects.empty:
         return None

@@ -54,7 +54,7 @@ def test_report_merges_shards_from_mlflow_alone(project, two_shard_store):
     # the score before any threshold: 4 architectures x 1 seed, gan 2 and wgan-gp 6 everywhere
     assert "| gan | 4 | 0 | 2 | [2, 2] | 0 | 2 | 2 | 2 | 2 |" in md
     assert "| gan | wgan-gp | 4 | -4 | [-4, -4] | 0 / 4 | 4 architectures | 0.125 | 0.125 |" in md
-    for png in ("success_rate.png", "distributions.png", "factor_effects.png", "equilibrium.png"):
+    for png in ("success_rate.png", "distributions.png", "paired_differences.png", "factor_effects.png", "equilibrium.png"):
         assert (out / "plots" / png).is_file()
 
 
