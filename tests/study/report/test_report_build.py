@@ -50,7 +50,7 @@ def test_report_merges_shards_from_mlflow_alone(project, two_shard_store):
     assert "only wgan-gp" in md and "4 / 147" in md          # ours / published at threshold 5
     assert (out / "report.html").read_text().count("<table") >= 3
     assert "## Equilibrium" in md and "Partial study" not in md
-    assert "| 3 | 0 | 4 | 0 | 0 | 4 | 0.125 | 0.125 | 4 | 0 / 4 | 0.125 | 0.125 |" in md   # ahead on all 4 architectures
+    assert "| 3 | 0 | 4 | 0 | 0 | 4 | 0.125 | 0.125 | 4 | 0 | 4 | 0.125 | 0.125 |" in md   # ahead on all 4 architectures
     # the score before any threshold: 4 architectures x 1 seed, gan 2 and wgan-gp 6 everywhere
     assert "| gan | 4 | 0 | 2 | [2, 2] | 0 | 2 | 2 | 2 | 2 |" in md
     assert "| gan | wgan-gp | 4 | -4 | [-4, -4] | 0 / 4 | 4 architectures | 0.125 | 0.125 |" in md
