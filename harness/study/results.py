@@ -175,6 +175,24 @@ def mean_ci(units: np.ndarray, n_resamples: int = 2000) -> tuple[float, float]:
     return float(ci.low), float(ci.high)
 
 
+def cluster_units(values: pd.Series, arch: pd.Series) -> tuple[np.ndarray, str]:
+    """The independent units behind a per-trial quantity: each architecture's mean over its
+    seeds, or, with a single architecture, the trials (its seeds) themselves; and which."""
+    per_arch = values.groupby(arch).mean().to_numpy() if len(values) else np.array([])
+    return (per_arch, "architectures") if len(per_arch) > 1 else (values.to_numpy(dtype=float), "seeds")
+
+
+def cluster_mean_ci(values: pd.Series, arch: pd.Series, n_resamples: int = 2000) -> tuple[float, float, float]:
+    """(mean, CI low, CI high): the mean over architectures of each one's mean over its seeds,
+    with a 95 % bootstrap CI resampling `cluster_units` (a cluster bootstrap); the CI is the
+    mean itself where the units do not vary."""
+    units, _ = cluster_units(values, arch)
+    mean = float(values.groupby(arch).mean().mean()) if len(values) else np.nan
+    if len(units) > 1 and units.min() < units.max():
+        return (mean, *mean_ci(units, n_resamples))
+    return mean, mean, mean
+
+
 def success_rates(df: pd.DataFrame, thresholds, objectives, rule: str = "paper",
                   n_resamples: int = 2000) -> pd.DataFrame:
     """Success rate per objective and threshold with a 95 % bootstrap CI (scipy, percentile)
@@ -185,14 +203,12 @@ def success_rates(df: pd.DataFrame, thresholds, objectives, rule: str = "paper",
     rows = []
     for obj in objectives:
         sub = df[df["objective"] == obj] if len(df) else df
+        arch = sub["arch_id"] if len(sub) else pd.Series(dtype=object)
         for t in thresholds:
             ok = success(sub, t, rule).astype(float) if len(sub) else pd.Series(dtype=float)
-            per_arch = ok.groupby(sub["arch_id"]).mean().to_numpy() if len(sub) else np.array([])
-            units, resampled = (per_arch, "architectures") if len(per_arch) > 1 else (ok.to_numpy(), "seeds")
-            rate = float(per_arch.mean()) if len(per_arch) else np.nan
-            lo, hi = mean_ci(units, n_resamples) if len(units) > 1 and units.min() < units.max() else (rate, rate)
+            rate, lo, hi = cluster_mean_ci(ok, arch, n_resamples)
             rows.append({"objective": obj, "threshold": float(t), "rate": rate, "ci_low": lo, "ci_high": hi,
-                         "n": len(sub), "architectures": len(per_arch), "resampled": resampled})
+                         "n": len(sub), "architectures": arch.nunique(), "resampled": cluster_units(ok, arch)[1]})
     return pd.DataFrame(rows)
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..record import SUCCESS_RULES
-from .results import holm, mean_ci, sign_flip_p
+from .results import cluster_mean_ci, cluster_units, holm, sign_flip_p
 
 
 def scored(df: pd.DataFrame) -> pd.DataFrame:
@@ -30,17 +30,6 @@ def scored(df: pd.DataFrame) -> pd.DataFrame:
         return df.assign(score=pd.Series(dtype=float))
     out = df.assign(score=pd.to_numeric(df["score"], errors="coerce"))
     return out[out["status"].isin(SUCCESS_RULES["paper"]) & np.isfinite(out["score"])]
-
-
-def cluster_mean_ci(values: pd.Series, arch: pd.Series) -> tuple[float, float, float]:
-    """(mean, CI low, CI high): the mean over architectures of each one's mean over its seeds,
-    and its bootstrap CI resampling architectures (the seeds themselves with one architecture)."""
-    per_arch = values.groupby(arch).mean().to_numpy()
-    units = per_arch if len(per_arch) > 1 else values.to_numpy()
-    mean = float(per_arch.mean()) if len(per_arch) else np.nan
-    if len(units) > 1 and units.min() < units.max():
-        return (mean, *mean_ci(units))
-    return mean, mean, mean
 
 
 def ci_text(low: float, high: float) -> str:
@@ -74,13 +63,11 @@ def paired_differences(df: pd.DataFrame, objectives) -> pd.DataFrame:
         both = pd.concat([ok[ok["objective"] == a]["score"].rename("a"),
                           ok[ok["objective"] == b]["score"].rename("b")], axis=1, join="inner")
         diff = (both["a"] - both["b"]).reset_index()
-        mean, lo, hi = cluster_mean_ci(diff[0], diff["arch_id"]) if len(diff) else (np.nan,) * 3
-        per_arch = diff[0].groupby(diff["arch_id"]).mean()
-        units = per_arch if len(per_arch) > 1 else diff[0]
+        mean, lo, hi = cluster_mean_ci(diff[0], diff["arch_id"])
+        units, kind = cluster_units(diff[0], diff["arch_id"])
         rows.append({"a": a, "b": b, "pairs": len(diff), "a - b": mean, "ci_low": lo, "ci_high": hi,
-                     "a higher": f"{int((diff[0] > 0).sum())} / {len(diff)}",
-                     "units": f"{len(units)} {'architectures' if len(per_arch) > 1 else 'seeds'}",
-                     "p (sign flips)": sign_flip_p(units.to_numpy())})
+                     "a higher": f"{int((diff[0] > 0).sum())} / {len(diff)}", "units": f"{len(units)} {kind}",
+                     "p (sign flips)": sign_flip_p(units)})
     out = pd.DataFrame(rows, columns=["a", "b", "pairs", "a - b", "ci_low", "ci_high", "a higher", "units",
                                       "p (sign flips)"])
     out["p (Holm)"] = holm(out["p (sign flips)"].to_numpy()) if len(out) else []
