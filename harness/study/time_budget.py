@@ -64,3 +64,27 @@ def time_budget(df: pd.DataFrame, sweep_seconds: list[float]) -> tuple[pd.DataFr
                      f"{total / wall:.2f}-fold on average; for {around:.0f} s ({100 * around / wall:.1f} %) "
                      "no trial was running (Ray start-up, checks, aggregation).")
     return table, sentence
+
+
+
+def per_method_times(df: pd.DataFrame) -> pd.DataFrame | None:
+    """Per method: the wall minutes one trial took (fastest / mean / slowest) and its training
+    speed in generator iterations per second, the figures a reader needs to price a rerun or a
+    larger study. A trial continued from a checkpoint records only its last attempt's wall time,
+    so it is left out of the wall columns (counted under "resumed"); its speed covers all attempts."""
+    if df.empty or not {"objective", "wall_time_s", "its_per_s"} <= set(df.columns):
+        return None
+    d = df[pd.to_numeric(df["wall_time_s"], errors="coerce").gt(0)]
+    if d.empty:
+        return None
+    resumed = (pd.to_numeric(d["resumed_from"], errors="coerce").gt(0) if "resumed_from" in d
+               else pd.Series(False, index=d.index))
+    rows = []
+    for method, g in d.groupby("objective", sort=False):
+        minutes = g.loc[~resumed[g.index], "wall_time_s"] / 60.0
+        speed = pd.to_numeric(g["its_per_s"], errors="coerce")
+        rows.append({"method": method, "trials": len(g), "resumed": int(resumed[g.index].sum()),
+                     "fastest (min)": round(minutes.min(), 1), "mean (min)": round(minutes.mean(), 1),
+                     "slowest (min)": round(minutes.max(), 1),
+                     "iterations/s": f"{speed.min():.3g}-{speed.max():.3g}"})
+    return pd.DataFrame(rows)

@@ -1,6 +1,6 @@
 import pandas as pd
 
-from harness.study.time_budget import busy_seconds, time_budget
+from harness.study.time_budget import busy_seconds, per_method_times, time_budget
 
 
 def test_parts_add_up_to_each_child_runs_lifetime():
@@ -49,3 +49,20 @@ def test_a_sweep_run_whose_time_is_missing_gives_no_overlap_figure():
     # a killed run's last log is up to one clock interval short: not taken for a missing time
     _, sentence = time_budget(df, [190.0])
     assert "missing" not in sentence and "190 s of wall time" in sentence
+
+
+def test_per_method_times_leave_resumed_trials_out_of_the_wall_columns():
+    df = pd.DataFrame({"objective": ["gan", "gan", "gan", "wgan-gp"],
+                       "wall_time_s": [60.0, 180.0, 30.0, 600.0],     # the third resumed: last attempt only
+                       "its_per_s": [10.0, 4.0, 2.0, 0.5], "resumed_from": [None, 0, 400, None]})
+    table = per_method_times(df).set_index("method")
+    assert table.loc["gan", "trials"] == 3 and table.loc["gan", "resumed"] == 1
+    assert (table.loc["gan", "fastest (min)"], table.loc["gan", "mean (min)"],
+            table.loc["gan", "slowest (min)"]) == (1.0, 2.0, 3.0)
+    assert table.loc["gan", "iterations/s"] == "2-10"                 # speed over every trial
+    assert table.loc["wgan-gp", "mean (min)"] == 10.0 and table.loc["wgan-gp", "resumed"] == 0
+
+
+def test_per_method_times_need_finished_trials():
+    assert per_method_times(pd.DataFrame()) is None
+    assert per_method_times(pd.DataFrame({"objective": ["gan"], "wall_time_s": [0.0], "its_per_s": [0.0]})) is None

@@ -18,7 +18,7 @@ from ...trial import trials_of
 from .. import results, scores, store
 from ..factor_tests import factor_tests
 from ..mode_tables import METRICS as MODE_METRICS, mode_curves, mode_table
-from ..time_budget import time_budget
+from ..time_budget import per_method_times, time_budget
 from .answer import RULE_TEXT, summary_sentences
 from .document import Document, threshold_text
 from ..learning_curves import curve_table, final_gains, settled_sentence
@@ -334,6 +334,11 @@ def _time_section(doc: Document, client, df: pd.DataFrame, parent_runs) -> None:
     doc.h(2, "Where the time went")
     doc.p(budget[1])
     doc.table(budget[0])
+    per_method = per_method_times(df)
+    if per_method is not None:
+        doc.p("Per trial and method: wall minutes (evaluation included; trials run side by side share the "
+              "machine) over the trials that ran in one go, and training speed in generator iterations/s.")
+        doc.table(per_method)
 
 
 def build_report(name: str, out_root: str | Path = "results") -> Path:
