@@ -9,7 +9,7 @@ NAME   ?= $(shell $(BIN)/python -c "from harness.config import load_experiment a
 ARGS   ?=
 export RAY_AUTH_MODE ?= disabled
 
-.PHONY: install data test sweep report ui bench clean
+.PHONY: install data test test-all sweep report ui bench clean
 
 install: $(VENV)/.installed
 
@@ -35,8 +35,12 @@ data:
 		echo "no usable apt: torchvision will download Fashion-MNIST on first use"; \
 	fi
 
+# Fast tier for every change; test-all is what CI runs (.ci/run).
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not slow and not browser" --durations=15
+
+test-all: install
+	$(BIN)/python -m pytest --durations=25
 
 sweep: install
 	$(BIN)/python -m harness sweep $(EXP) $(ARGS)
