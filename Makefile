@@ -1,11 +1,12 @@
 # The two commands a new user needs: `make sweep` and `make test`. Everything else
-# (venv, packages, Fashion-MNIST) is installed on first use.
+# (venv, packages, Fashion-MNIST) is installed on first use. The venv is .venv: outside
+# make, call the harness as `.venv/bin/python -m harness ...` (what it prints itself).
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 EXP    ?= experiments/quick.yaml
-# the sweep name is the experiment's `name:` (read lazily, once the venv exists)
-NAME   ?= $(shell $(BIN)/python -c "from harness.config import load_experiment as l; print(l('$(EXP)').name)")
+# make report rebuilds NAME's report; without NAME, the sweep that ran last in the store
+NAME   ?=
 ARGS   ?=
 export RAY_AUTH_MODE ?= disabled
 

@@ -92,13 +92,37 @@ def cmd_evaluator(args):
 
 
 def cmd_sweep(args):
+    """Run the sweep, then write its report, so results/NAME/ always shows the sweep just run
+    (a report left from an earlier sweep of the same name would mislead)."""
     from .study.sweep.driver import run_sweep
-    return run_sweep(args.experiment, name=args.name, resume=args.resume, shard=args.shard, dry_run=args.dry_run)
+    rc = run_sweep(args.experiment, name=args.name, resume=args.resume, shard=args.shard, dry_run=args.dry_run)
+    if args.dry_run or args.no_report or rc not in (0, 1):
+        return rc
+    from .config import load_experiment
+    from .hints import harness_command
+    name = args.name or load_experiment(args.experiment).name
+    md = write_report(name, args.out)
+    print(f"report: {md.with_suffix('.html')} (and {md.name}, trials.csv, plots/); "
+          f"rebuild it with: {harness_command('report', name)}", file=sys.stderr)
+    return rc
+
+
+def write_report(name: str, out_root: str):
+    """results/NAME/ from the store, then the same report onto the sweep's parent runs in
+    MLflow (description = the answer; artifacts report/), so the UI shows what results/ does."""
+    from .study.report.build import build_report
+    from .study.report.publish import publish_report
+    from .study.store import get_client
+    md = build_report(name, out_root=out_root)
+    publish_report(get_client(), name, md.parent)
+    return md
 
 
 def cmd_report(args):
-    from .study.report.build import build_report
-    print(f"report written to {build_report(args.name, out_root=args.out)}")
+    from .study.store import get_client, latest_sweep
+    name = args.name or latest_sweep(get_client())
+    md = write_report(name, args.out)
+    print(f"report written to {md} and {md.with_suffix('.html')}")
 
 
 def cmd_store(args):
@@ -197,10 +221,12 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--shard", help="I/N: run only the I-th of N deterministic shares of the trials")
     q.add_argument("--dry-run", action="store_true",
                    help="check everything, print each trial's settings and an estimated cost; write nothing")
+    q.add_argument("--out", default="results", help="where the sweep's report goes (default results/NAME/)")
+    q.add_argument("--no-report", action="store_true", help="do not write the report when the sweep ends")
     q.set_defaults(func=cmd_sweep)
 
-    q = sub.add_parser("report", help="write results/NAME/ from the MLflow store")
-    q.add_argument("name")
+    q = sub.add_parser("report", help="write results/NAME/ from the MLflow store (default: the latest sweep)")
+    q.add_argument("name", nargs="?", help="sweep name (default: the sweep that started last in the store)")
     q.add_argument("--out", default="results")
     q.set_defaults(func=cmd_report)
 

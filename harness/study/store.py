@@ -57,6 +57,22 @@ def find_experiment(client, name: str):
     return client.get_experiment_by_name(name)
 
 
+def latest_sweep(client) -> str:
+    """The name of the sweep whose parent run started or ended last in this store: what
+    `harness report` (and `make report`) rebuild when no name is given. Read-only."""
+    from ..errors import UserError
+    exps = {e.experiment_id: e.name for e in client.search_experiments()}
+    best, when = None, -1
+    for exp_id, name in exps.items():
+        for run in search_all(client, exp_id, "tags.role = 'parent'"):
+            t = max(run.info.start_time or 0, run.info.end_time or 0)
+            if t > when:
+                best, when = name, t
+    if best is None:
+        raise UserError(f"no sweep in {tracking_uri()}: run one first (make sweep), or name one")
+    return best
+
+
 def open_experiment(client, name: str) -> str:
     """The id of sweep `name`'s MLflow experiment, created, or restored from the trash (MLflow
     refuses a new experiment under a deleted one's name)."""
@@ -219,6 +235,17 @@ def discard_unanswered(client, exp_id: str, parent_id: str, kept: dict[str, str]
         client.delete_run(run.info.run_id)
 
 
+def trial_label(objective: str, seed, arch_id: str, status: str, metric: str | None = None,
+                value: float | None = None) -> str:
+    """A child run's name as the MLflow runs list shows it, the one column always visible:
+    method, seed, architecture, outcome and headline score, e.g.
+    'wgan-gp · seed 1 · 8eff0f51 · ok · is1k_fmnistclf 4.31'."""
+    parts = [str(objective), f"seed {seed}", str(arch_id), str(status)]
+    if metric and isinstance(value, numbers.Real):
+        parts.append(f"{metric} {value:.3g}")
+    return " · ".join(parts)[:250]
+
+
 class ChildRuns:
     """The sweep's child runs, by trial id: created when Ray starts a trial, ended with it."""
 
@@ -242,7 +269,9 @@ class ChildRuns:
                 "attempt": attempt}
         if trial_id in self.errors:
             tags["previous_error"] = self.errors[trial_id]
-        run = self.client.create_run(self.exp_id, run_name=trial_id, tags={k: str(v) for k, v in tags.items()})
+        run = self.client.create_run(self.exp_id, run_name=trial_label(params["objective"], params["seed"],
+                                                                       params["arch_id"], RUNNING),
+                                     tags={k: str(v) for k, v in tags.items()})
         log_params(self.client, run.info.run_id, params)
         self.open[trial_id] = run.info.run_id
         return run.info.run_id
@@ -274,6 +303,9 @@ class ChildRuns:
         if record.error:
             tags["error"] = record.error
         set_tags(self.client, rid, tags)
+        value = record.metrics.get(record.headline) if record.headline else None
+        self.client.update_run(rid, name=trial_label(record.objective, record.seed, record.arch_id, record.status,
+                                                     record.headline, value))
         if samples_png:
             with tempfile.TemporaryDirectory() as tmp:
                 path = Path(tmp) / "samples.png"

@@ -366,5 +366,5 @@ def build_report(name: str, out_root: str | Path = "results") -> Path:
     doc.h(2, "Experiment")
     doc.code(json.dumps(exp, indent=1))
     (out / "report.md").write_text(doc.markdown())
-    (out / "report.html").write_text(doc.html(f"Robustness study: {name}"))
+    (out / "report.html").write_text(doc.html(f"Robustness study: {name}", base=out))
     return out / "report.md"

@@ -32,6 +32,7 @@ from ...data import get_dataset_spec, load_images
 from ...errors import DatasetNotFound, UsageError
 from ...trial import Trial, make_evaluator, real_data_score, trials_of
 from .. import results, store
+from ..report.publish import describe_experiment
 from .aggregate import aggregate_onto_parent
 from .callbacks import ProgressLine, Recorder, SweepClock, TrialStates, trial_dirname_of, trial_id_of
 from .plan import gpu_memory_bytes, pairs_first, parse_shard, shard_trials, trial_gpu_shares, trial_resources
@@ -146,6 +147,7 @@ def run_sweep(experiment_path: str | Path, name: str | None = None, resume: bool
         checkpoints = store.latest_checkpoints(client, exp_id, parent_id, kept) if parent_id else {}
         # ---- first write ----
         exp_id = store.open_experiment(client, sweep)
+        describe_experiment(client, exp_id, exp.description)
         parent_id = open_parent(client, exp_id, parent_id, kept, sweep, shard_label, exp_dict, len(trials),
                                 str(experiment_path), real_score)
         todo = [t for t in trials if t.id not in kept]
