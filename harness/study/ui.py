@@ -1,9 +1,17 @@
-"""MLflow's UI (`mlflow server`) on the project's store, bound to 127.0.0.1 by default."""
+"""MLflow's UI (`mlflow server`) on the project's store, bound to 127.0.0.1 by default.
+
+`mlflow server` is an unauthenticated server whose REST API can write (and delete) runs: on
+loopback only this machine's users reach it. `--read-only` serves a snapshot copy of the sqlite
+store instead, so nothing done through the UI reaches the study. To share a UI with a team,
+put it behind an authenticating proxy or use MLflow's basic-auth app (docs/team.md).
+"""
 from __future__ import annotations
 
 import shutil
+import sqlite3
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from .store import tracking_uri
@@ -21,19 +29,42 @@ def study_urls(base: str) -> list[tuple[str, str]]:
     return out
 
 
-def launch_ui(host: str = "127.0.0.1", port: int = 5000) -> int:
+def snapshot(uri: str, folder: Path) -> str:
+    """A consistent copy of an sqlite store (sqlite's backup API), as an sqlite URI."""
+    from ..errors import UsageError
+    if not uri.startswith("sqlite:///"):
+        raise UsageError(f"--read-only: serves a copy of a local sqlite store; {uri} is not one")
+    src = Path(uri[len("sqlite:///"):])
+    if not src.is_file():
+        raise UsageError(f"--read-only: no store at {src}")
+    copy = folder / "mlflow.db"
+    with sqlite3.connect(f"file:{src}?mode=ro", uri=True) as a, sqlite3.connect(copy) as b:
+        a.backup(b)
+    return f"sqlite:///{copy}"
+
+
+def launch_ui(host: str = "127.0.0.1", port: int = 5000, read_only: bool = False) -> int:
     """Serve the store until interrupted; a tracking server needs no second UI."""
     uri = tracking_uri()
     if uri.startswith("http"):
         print(f"MLFLOW_TRACKING_URI is a server already: open {uri}", file=sys.stderr)
+        for name, url in study_urls(uri):
+            print(f"  {name}: {url}", file=sys.stderr)
         return 0
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: --host {host}: MLflow's server has no login and can write runs; anyone who reaches "
+              f"{host}:{port} can change this store (use --read-only, or a proxy with authentication)",
+              file=sys.stderr)
     exe = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or shutil.which("mlflow")
     server = [exe] if exe else [sys.executable, "-m", "mlflow"]
-    cmd = server + ["server", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
-    print(f"MLflow UI on http://{host}:{port} (store {uri}); Ctrl-C stops it", file=sys.stderr)
-    for name, url in study_urls(f"http://{host}:{port}"):
-        print(f"  {name}: {url}", file=sys.stderr)
-    try:
-        return subprocess.call(cmd)
-    except KeyboardInterrupt:
-        return 0
+    with tempfile.TemporaryDirectory(prefix="harness-ui-") as tmp:
+        served = snapshot(uri, Path(tmp)) if read_only else uri
+        cmd = server + ["server", "--backend-store-uri", served, "--host", host, "--port", str(port)]
+        what = f"a read-only snapshot of {uri}" if read_only else f"store {uri}"
+        print(f"MLflow UI on http://{host}:{port} ({what}); Ctrl-C stops it", file=sys.stderr)
+        for name, url in study_urls(f"http://{host}:{port}"):
+            print(f"  {name}: {url}", file=sys.stderr)
+        try:
+            return subprocess.call(cmd)
+        except KeyboardInterrupt:
+            return 0

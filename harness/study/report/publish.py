@@ -9,6 +9,7 @@ says which it is.
 """
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from urllib.parse import quote
@@ -17,6 +18,12 @@ NOTE = "mlflow.note.content"            # MLflow's description field (experiment
 KIND = "mlflow.experimentKind"
 MODEL_DEVELOPMENT = "custom_model_development"
 MAX_NOTE = 5000                         # characters; MLflow tags hold 8,000
+# MLflow 3's shared views: an experiment tag `mlflow.sharedViewState.KEY` holds the runs page's
+# state, opened by the URL parameter viewStateShareKey=KEY. Runs folded under their parent
+# cannot be unfolded by a shared view, but grouped runs are shown in their groups: the study
+# view groups the trials by objective, with their seed, architecture, outcome and headline.
+VIEW_KEY = "harness-study"
+SHARED_VIEW = "mlflow.sharedViewState."
 
 
 def answer_section(report_md: str) -> str:
@@ -26,11 +33,25 @@ def answer_section(report_md: str) -> str:
     return text[:MAX_NOTE]
 
 
-def describe_experiment(client, exp_id: str, description: str) -> None:
-    """The experiment's description and UI mode, set when a sweep opens it."""
+def study_view(headline: str | None = None) -> dict:
+    """The runs page as the study reads: trials grouped by objective (the group row shows the
+    headline's average), columns objective, seed, architecture, outcome, headline metric."""
+    columns = ["params.`objective`", "params.`seed`", "params.`arch_id`", "tags.`status`"]
+    if headline:
+        columns.append(f"metrics.`{headline}`")
+    return {"searchFilter": "", "orderByKey": "attributes.start_time", "orderByAsc": False, "startTime": "ALL",
+            "lifecycleFilter": "Active", "modelVersionFilter": "All Runs", "datasetsFilter": [],
+            "selectedColumns": columns, "groupsExpanded": {}, "runListHidden": False,
+            "groupBy": {"aggregateFunction": "average", "groupByKeys": [{"mode": "tag", "groupByData": "objective"}]}}
+
+
+def describe_experiment(client, exp_id: str, description: str, headline: str | None = None) -> None:
+    """The experiment's description, UI mode and study view, set when a sweep opens it (and
+    again with the headline metric once a report knows it)."""
     text = (description or "").strip() or "GAN robustness sweep (harness)"
     client.set_experiment_tag(exp_id, NOTE, text[:MAX_NOTE])
     client.set_experiment_tag(exp_id, KIND, MODEL_DEVELOPMENT)
+    client.set_experiment_tag(exp_id, SHARED_VIEW + VIEW_KEY, json.dumps(study_view(headline)))
 
 
 def publish_report(client, name: str, out_dir: Path) -> int:
@@ -42,6 +63,9 @@ def publish_report(client, name: str, out_dir: Path) -> int:
         return 0
     md = (out_dir / "report.md").read_text()
     parents = store.parents(client, exp.experiment_id)
+    if parents:
+        experiment = store.load_experiment_dict(client, parents[0].info.run_id)
+        describe_experiment(client, exp.experiment_id, experiment.get("description", ""), _headline(out_dir))
     for run in parents:
         store.set_tags(client, run.info.run_id, {NOTE: answer_section(md)})
         for item in ("report.html", "report.md", "trials.csv"):
@@ -53,8 +77,18 @@ def publish_report(client, name: str, out_dir: Path) -> int:
     return len(parents)
 
 
+def _headline(out_dir: Path) -> str | None:
+    """The headline metric the report's trials carry (trials.csv's `headline` column)."""
+    import pandas as pd
+    csv = out_dir / "trials.csv"
+    if not csv.is_file():
+        return None
+    names = pd.read_csv(csv, usecols=lambda c: c == "headline").get("headline", pd.Series(dtype=str)).dropna()
+    return str(names.iloc[0]) if len(names) else None
+
+
 def study_url(base: str, exp_id: str) -> str:
-    """The UI page of a sweep's trials: its runs list filtered to the trials, so they are rows
-    of their own (not folded under the parent) with their names (method, seed, outcome, score)."""
-    trials = quote("tags.role = 'trial'")
-    return f"{base.rstrip('/')}/#/experiments/{exp_id}/runs?searchFilter={trials}"
+    """The UI page of a sweep: model-training mode, the study view (trials grouped by objective
+    with seed, architecture, outcome and headline as columns)."""
+    return (f"{base.rstrip('/')}/#/experiments/{quote(str(exp_id))}/runs"
+            f"?workflowType=machine_learning&viewStateShareKey={VIEW_KEY}")

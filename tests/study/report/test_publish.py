@@ -1,13 +1,16 @@
 """The report where people look: MLflow's UI shows the study's answer, report and readable trials."""
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 
 from harness.config import from_dict
 from harness.record import TrialRecord
 from harness.study import store
 from harness.study.report.document import Document, html_table
-from harness.study.report.publish import (KIND, MODEL_DEVELOPMENT, NOTE, answer_section, describe_experiment,
+from harness.study.report.publish import (KIND, MODEL_DEVELOPMENT, NOTE, SHARED_VIEW, VIEW_KEY, answer_section,
+                                          describe_experiment,
                                           publish_report, study_url)
 from harness.trial import trials_of
 
@@ -62,3 +65,5 @@ def test_a_finished_trial_is_named_by_method_seed_outcome_and_score(project):
     assert {"report/report.html", "report/report.md", "report/plots"} <= listed
     assert store.latest_sweep(client) == "pub"
     assert study_url("http://127.0.0.1:5000/", exp_id).startswith(f"http://127.0.0.1:5000/#/experiments/{exp_id}/runs?")
+    view = json.loads(client.get_experiment(exp_id).tags[SHARED_VIEW + VIEW_KEY])
+    assert view["groupBy"]["groupByKeys"] == [{"mode": "tag", "groupByData": "objective"}]

@@ -1,0 +1,36 @@
+"""`harness ui`: the read-only mode serves a copy; study URLs open the study view."""
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from harness.errors import UsageError
+from harness.study import store
+from harness.study.ui import snapshot, study_urls
+
+
+def test_read_only_serves_a_snapshot_that_writes_cannot_reach_back(project, tmp_path):
+    client = store.get_client()
+    store.open_experiment(client, "ro")
+    src = project / "mlflow.db"
+    folder = tmp_path / "snap"
+    folder.mkdir()
+    uri = snapshot(f"sqlite:///{src}", folder)
+    with sqlite3.connect(uri[len("sqlite:///"):]) as copy:
+        copy.execute("UPDATE experiments SET name = 'changed' WHERE name = 'ro'")
+    assert store.find_experiment(client, "ro") is not None             # the study is untouched
+    with pytest.raises(UsageError, match="sqlite"):
+        snapshot("http://127.0.0.1:5000", folder)
+    with pytest.raises(UsageError, match="no store"):
+        snapshot(f"sqlite:///{tmp_path / 'missing.db'}", folder)
+
+
+def test_study_urls_list_only_sweeps_with_the_study_view(project):
+    client = store.get_client()
+    exp_id = store.open_experiment(client, "withparent")
+    store.open_experiment(client, "empty")
+    client.create_run(exp_id, tags={"role": "parent"})
+    urls = dict(study_urls("http://127.0.0.1:5000"))
+    assert list(urls) == ["withparent"]
+    assert "viewStateShareKey=harness-study" in urls["withparent"] and "workflowType=machine_learning" in urls["withparent"]
