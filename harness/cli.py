@@ -128,16 +128,20 @@ def cmd_report(args):
 def cmd_store(args):
     from pathlib import Path
 
-    from .study.carry import export_store, import_store
+    from .study.carry import copy_store, export_store, import_store
     if args.action == "export":
         done = export_store(args.name, Path(args.folder))
-        print(f"exported sweep {done['sweep']}: {done['runs']} runs, the checkpoints of {done['checkpoints']} "
-              f"unfinished trials -> {done['folder']}")
-    else:
-        done = import_store(Path(args.folder), artifacts_root=args.artifacts and Path(args.artifacts),
+        print(f"exported sweep {done['sweep']}: {done['runs']} runs (+{done['trashed']} in the trash), the "
+              f"checkpoints of {len(done['checkpoints'])} unfinished trials -> {done['folder']}")
+    elif args.action == "import":
+        done = import_store(Path(args.folder), artifact_location=args.artifacts,
                             checkpoints_root=args.checkpoints and Path(args.checkpoints))
-        print(f"imported sweep {done['sweep']} into {done['store']} (artifacts {done['artifacts']}, "
-              f"{done['checkpoints']} checkpoints); continue with: python -m harness sweep FILE --resume")
+        print(f"imported sweep {done['sweep']} into {done['store']}: {done['runs']} runs (+{done['trashed']} in "
+              f"the trash), artifacts {done['artifacts']}, {len(done['checkpoints'])} checkpoints; "
+              "continue with: python -m harness sweep FILE --resume")
+    else:
+        done = copy_store(args.name, args.to, from_uri=args.from_uri, artifact_location=args.artifacts)
+        print(f"copied sweep {done['sweep']} to {done['to']}: {done['runs']} runs (+{done['trashed']} in the trash)")
 
 
 def cmd_pairs(args):
@@ -170,15 +174,34 @@ def add_pairs_parser(sub) -> None:
 
 
 def add_store_parser(sub) -> None:
-    q = sub.add_parser("store", help="carry a sweep's MLflow store (sqlite, artifacts, checkpoints) between machines")
+    q = sub.add_parser(
+        "store", help="carry a sweep (runs, artifacts, checkpoints) between MLflow stores and machines",
+        description="Copies go through MLflow's client API, so any backend works at either end: an sqlite file "
+        "(sqlite:///PATH), an `mlflow server` (http://HOST:PORT), PostgreSQL (postgresql+psycopg2://...; "
+        "pip install -e .[team]). The sweep is read from / written to MLFLOW_TRACKING_URI unless said otherwise. "
+        "Runs keep params, tags, metric histories, statuses, start and end times, artifacts and parent links; "
+        "trashed runs stay trashed; run ids are new (MLflow picks them). The target must not hold a sweep of "
+        "that name. See docs/team.md.")
     acts = q.add_subparsers(dest="action", required=True)
-    e = acts.add_parser("export", help="write sweep NAME's store to FOLDER (replacing an earlier export)")
+    e = acts.add_parser("export", help="write sweep NAME (from MLFLOW_TRACKING_URI) to FOLDER, with the "
+                        "checkpoints of its unfinished trials (replacing an earlier export)")
     e.add_argument("name")
     e.add_argument("folder")
-    i = acts.add_parser("import", help="make an exported FOLDER the store at MLFLOW_TRACKING_URI (a new file)")
+    i = acts.add_parser("import", help="copy the sweep of an exported FOLDER into MLFLOW_TRACKING_URI (a new "
+                        "sqlite file, an existing store or a server); the folder is checked whole first and "
+                        "treated as untrusted (ids, symlinks, sizes)")
     i.add_argument("folder")
-    i.add_argument("--artifacts", help="artifact root (default ./mlruns)")
-    i.add_argument("--checkpoints", help="where unfinished trials' checkpoints go (default ./.ray_results/carried)")
+    i.add_argument("--artifacts", help="the sweep's artifact location, a new folder or URI (default: the "
+                   "store's: ./mlruns/EXPERIMENT_ID for an sqlite file, the server's artifact root)")
+    i.add_argument("--checkpoints", help="where unfinished trials' checkpoints go, one folder per run "
+                   "(default ./.ray_results/carried); `sweep --resume` continues from them")
+    c = acts.add_parser("copy", help="copy sweep NAME to another store, e.g. a local sweep to the team's "
+                        "server: store copy NAME --to http://HOST:5000 (checkpoints stay where they are)")
+    c.add_argument("name")
+    c.add_argument("--to", required=True, metavar="URI", help="the tracking URI to copy to")
+    c.add_argument("--from", dest="from_uri", metavar="URI", help="the tracking URI to copy from "
+                   "(default MLFLOW_TRACKING_URI)")
+    c.add_argument("--artifacts", help="the copy's artifact location (default: the target store's)")
     q.set_defaults(func=cmd_store)
 
 

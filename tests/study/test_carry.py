@@ -1,40 +1,27 @@
-"""Carrying a sweep's store to another machine: what --resume and the report need arrives intact,
-at the new places, and a refused or failed step leaves nothing behind."""
+"""Carrying a sweep between stores and machines: what --resume and the report need arrives
+intact, at the new places, through MLflow's client API; a refused or failed step leaves
+nothing behind. (Hostile export folders: test_carry_hostile.py; a real `mlflow server` and
+PostgreSQL: test_carry_backends.py.)"""
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
 from pathlib import Path
 
 import pytest
+from carry_sweeps import carried, made_store, make_sweep, snapshot, translate  # noqa: F401 - fixture
 
 from harness.cli import main
-from harness.config import from_dict
 from harness.errors import UserError
-from harness.record import TrialRecord
 from harness.study import carry, store
-from harness.trial import trials_of
 
 
 @pytest.fixture
 def cut_off_sweep(project):
-    """A shard with one finished trial and one cut off after checkpointing (its folder under .ray_results)."""
-    exp = from_dict({"name": "cs", "dataset": "ring8", "objectives": ["gan", "wgan-gp"], "space": {"n": 1, "seed": 0}})
-    client = store.get_client()
-    exp_id = store.open_experiment(client, "cs")
-    pid = store.start_parent(client, exp_id, "cs", "1/1", exp.to_dict(), 2, "cs.yaml")
-    runs = store.ChildRuns(client, exp_id, pid, "cs", "1/1")
-    done, cut = trials_of(exp)[:2]
-    runs.start(done.id, done.params())
-    runs.finish(TrialRecord(done.id, done.arch.id, done.objective, done.seed, status="ok", headline="modes_covered",
-                            metrics={"modes_covered": 8.0}, iterations=10, wall_time_s=3.0, train_time_s=2.0,
-                            eval_time_s=0.5, its_per_s=5.0, params=done.params()), samples_png=b"\x89PNG fake")
-    ckpt = project / ".ray_results" / "cs-run" / cut.id / "checkpoint_000001"
-    ckpt.mkdir(parents=True)
-    (ckpt / "state.pt").write_bytes(b"the trial's state")
-    runs.start(cut.id, cut.params())
-    runs.tag(cut.id, {"checkpoint": str(ckpt), "checkpoint_iteration": 40})
-    return client, exp_id, pid, done, cut
+    """The sweep of carry_sweeps.make_sweep in the project's store (made from the template)."""
+    made_store(project / "mlflow.db")
+    return make_sweep(project)
 
 
 def new_machine(project, monkeypatch) -> Path:
@@ -49,50 +36,81 @@ def new_machine(project, monkeypatch) -> Path:
     return home
 
 
-def test_a_carried_store_resumes_and_reports_from_its_new_places(project, cut_off_sweep, monkeypatch):
-    _, exp_id, pid, done, cut = cut_off_sweep
-    exported = carry.export_store("cs", project / "carried")
-    assert exported["checkpoints"] == 1 and exported["runs"] == 3
-    assert (project / "carried" / "mlflow.db.gz").is_file() and not (project / "carried" / "mlflow.db").exists()
-    home = new_machine(project, monkeypatch)
-    carry.import_store(project / "carried")
+def test_a_carried_store_resumes_and_reports_from_its_new_places(project, carried):
+    done, cut = carried["done"], carried["cut"]
+    manifest = json.loads((carried["folder"] / "manifest.json").read_text())
+    assert len(manifest["checkpoints"]) == 1 and Path(*manifest["checkpoints"].values()).name == "checkpoint_000001"
+    assert (carried["folder"] / "mlflow.db.gz").is_file() and not (carried["folder"] / "mlflow.db").exists()
+    home = project
+    imported = carry.import_store(carried["folder"])          # a new sqlite file: built aside, moved in
+    assert (imported["runs"], imported["trashed"], len(imported["checkpoints"])) == (3, 1, 1)
+    assert sorted(p.name for p in home.iterdir()) == [".ray_results", "mlflow.db", "mlruns"]
 
     client = store.get_client()
-    assert store.find_experiment(client, "cs").artifact_location == str(home / "mlruns" / exp_id)
-    assert store.load_experiment_dict(client, pid)["name"] == "cs"            # artifacts read from the new place
-    kept = store.answered_trials(client, exp_id, pid)
+    exp = store.find_experiment(client, "cs")
+    assert exp.artifact_location == str(home / "mlruns" / imported["experiment_id"])
+    (pid,) = [r.info.run_id for r in store.parents(client, exp.experiment_id)]
+    assert store.load_experiment_dict(client, pid)["name"] == "cs"      # artifacts read from the new place
+    kept = store.answered_trials(client, exp.experiment_id, pid)
     assert list(kept) == [done.id]
-    records = {r.trial_id: r for r in store.read_records(client, exp_id, pid)}
+    records = {r.trial_id: r for r in store.read_records(client, exp.experiment_id, pid)}
     assert records[done.id].metrics["modes_covered"] == 8.0
-    found = store.latest_checkpoints(client, exp_id, pid, kept)
+    assert [(m.step, m.value) for m in client.get_metric_history(kept[done.id], "loss_d")] == [(5, 1.25), (10, 0.5)]
+    found = store.latest_checkpoints(client, exp.experiment_id, pid, kept)
     assert found[cut.id]["iteration"] == 40
     assert Path(found[cut.id]["path"]).parent == home / ".ray_results" / "carried"
     assert (Path(found[cut.id]["path"]) / "state.pt").read_bytes() == b"the trial's state"
     png = client.download_artifacts(kept[done.id], "samples.png", str(home))
     assert Path(png).read_bytes() == b"\x89PNG fake"
+    runs = carry.all_runs(client, exp.experiment_id)                     # the retried attempt: still trashed
+    assert sorted(r.info.lifecycle_stage for r in runs) == ["active", "active", "active", "deleted"]
 
 
-def test_an_older_export_with_a_plain_sqlite_file_still_imports(project, cut_off_sweep, monkeypatch):
-    import gzip
-    client, exp_id = cut_off_sweep[:2]
-    before = sorted(r.info.run_id for r in store.children(client, exp_id))
-    carry.export_store("cs", project / "carried")
-    packed = project / "carried" / "mlflow.db.gz"
-    (project / "carried" / "mlflow.db").write_bytes(gzip.decompress(packed.read_bytes()))
+def test_an_older_export_with_a_plain_sqlite_file_still_imports(project, carried):
+    before = snapshot(carry.client_for(carried["uri"]), "cs", project / "a")
+    folder = shutil.copytree(carried["folder"], project / "carried")
+    packed = folder / "mlflow.db.gz"
+    (folder / "mlflow.db").write_bytes(gzip.decompress(packed.read_bytes()))
     packed.unlink()
-    new_machine(project, monkeypatch)
-    carry.import_store(project / "carried")
-    assert sorted(r.info.run_id for r in store.children(store.get_client(), exp_id)) == before
+    made_store(project / "mlflow.db")                     # an existing store takes it too
+    done = carry.import_store(folder)
+    after = snapshot(store.get_client(), "cs", project / "b")
+    assert sorted((r["name"], r["stage"], r["status"], r["start"], r["end"]) for r in after.values()) == \
+        sorted((r["name"], r["stage"], r["status"], r["start"], r["end"]) for r in before.values())
+    assert len(done["ids"]) == len(before) == 4
+
+
+def test_a_copy_between_two_sqlite_stores_keeps_every_run_whole(project, cut_off_sweep, monkeypatch,
+                                                                 capsys):
+    """The in-process twin of the mlflow server / PostgreSQL round trips (test_carry_backends.py)."""
+    source = snapshot(cut_off_sweep["client"], "cs", project / "a")
+    other = made_store(project / "other" / "mlflow.db")
+    done = carry.copy_store("cs", other, artifact_location=str(project / "other" / "artifacts"))
+    copied = snapshot(carry.client_for(other), "cs", project / "b")
+    assert copied == translate(source, done["ids"])           # ids aside, every field of every run
+    assert len(set(done["ids"].values())) == len(source) == 4
+    assert all(r["tags"].get("checkpoint") in (None, str(cut_off_sweep["checkpoint"])) for r in copied.values())
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", other)                    # and back, into a new file
+    back = f"sqlite:///{project / 'back' / 'mlflow.db'}"
+    assert main(["store", "copy", "cs", "--to", back]) == 2       # its default ./mlruns/1 is the source's
+    assert "exists and is not empty" in capsys.readouterr().err
+    assert not (project / "back" / "mlflow.db").exists()
+    again = carry.copy_store("cs", back, artifact_location=str(project / "back" / "artifacts"))
+    returned = snapshot(carry.client_for(back), "cs", project / "c")
+    assert returned == translate(source, {old: again["ids"][new] for old, new in done["ids"].items()})
+    assert main(["store", "copy", "cs", "--to", back]) == 2                    # the name is taken now
+    assert "already holds a sweep named 'cs'" in capsys.readouterr().err
 
 
 def test_a_new_export_replaces_the_old_one_whole(project, cut_off_sweep):
-    client, exp_id, pid, _, _ = cut_off_sweep
+    client, exp_id, pid = cut_off_sweep["client"], cut_off_sweep["exp_id"], cut_off_sweep["parent"]
     dest = project / "carried"
     carry.export_store("cs", dest)
     (dest / "stale.txt").write_text("from an earlier export")
     for run in store.children(client, exp_id, pid):
         store.end_run(client, run.info.run_id, "FINISHED")
-    assert carry.export_store("cs", dest)["checkpoints"] == 0                # finished runs carry no checkpoint
+    assert carry.export_store("cs", dest)["checkpoints"] == {}            # finished runs carry no checkpoint
     assert not (dest / "stale.txt").exists() and not (dest / "checkpoints").exists()
     assert json.loads((dest / "manifest.json").read_text())["checkpoints"] == {}
     assert [p.name for p in project.iterdir() if p.name.startswith(".carried")] == []
@@ -103,30 +121,49 @@ def test_refusals_write_nothing(project, cut_off_sweep, monkeypatch):
         carry.export_store("other", project / "out")
     assert not (project / "out").exists()
     carry.export_store("cs", project / "carried")
-    with pytest.raises(UserError, match="exists: import makes a new store"):   # the old store is still there
-        carry.import_store(project / "carried", artifacts_root=project / "fresh")
+    with pytest.raises(UserError, match="already holds a sweep named 'cs'"):   # the old store still has it
+        carry.import_store(project / "carried", artifact_location=str(project / "fresh"))
     assert not (project / "fresh").exists()
     with pytest.raises(UserError, match="not a folder written by"):
         carry.import_store(project)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
-    with pytest.raises(UserError, match="sqlite stores only"):
+    with pytest.raises(UserError, match="is the store the sweep is read from"):
+        carry.copy_store("cs", store.tracking_uri())
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "postgresql+psycopg2://me:secret@127.0.0.1:1/none")
+    with pytest.raises(Exception) as err:                                # no password in any message
         carry.export_store("cs", project / "out")
+    assert "secret" not in str(err.value)
+    assert carry.redact("postgresql+psycopg2://me:secret@host:5432/db") == "postgresql+psycopg2://me:***@host:5432/db"
 
 
-def test_an_import_that_fails_midway_leaves_nothing(project, cut_off_sweep, monkeypatch):
-    carry.export_store("cs", project / "carried")
-    (run_id,) = json.loads((project / "carried" / "manifest.json").read_text())["checkpoints"]
-    shutil.rmtree(project / "carried" / "checkpoints" / run_id)         # a damaged copy
-    home = new_machine(project, monkeypatch)
-    with pytest.raises(FileNotFoundError):
-        carry.import_store(project / "carried")
-    assert [p for p in home.rglob("*") if p.is_file()] == []
+def test_an_import_that_fails_midway_leaves_nothing(project, carried, monkeypatch):
+    from mlflow import MlflowClient
+    home = project
+    calls = []
+
+    def broken(self, run_id, local_dir, artifact_path=None):
+        calls.append(run_id)
+        raise OSError("disk full")
+    monkeypatch.setattr(MlflowClient, "log_artifacts", broken)
+    with pytest.raises(OSError, match="disk full"):                      # into a new sqlite file
+        carry.import_store(carried["folder"])
+    assert calls and [p for p in home.rglob("*")] == []
+
+    uri = made_store(home / "mlflow.db")                   # into an existing store
+    with pytest.raises(OSError, match="disk full"):
+        carry.import_store(carried["folder"], checkpoints_root=home / "ckpt")
+    client = carry.client_for(uri)
+    assert client.get_experiment_by_name("cs") is None                  # the name is free for the next try
+    assert [e.name for e in client.search_experiments()] == ["Default"]
+    assert sorted(p.name for p in home.iterdir()) == ["mlflow.db"]      # no artifacts, no checkpoints
 
 
-def test_the_cli_exports_and_imports(project, cut_off_sweep, monkeypatch, capsys):
+def test_the_cli_exports_imports_and_copies(project, cut_off_sweep, monkeypatch, capsys):
     assert main(["store", "export", "cs", str(project / "carried")]) == 0
     assert "the checkpoints of 1 unfinished trials" in capsys.readouterr().out
     assert main(["store", "export", "nope", str(project / "x")]) == 2
     new_machine(project, monkeypatch)
     assert main(["store", "import", str(project / "carried")]) == 0
-    assert "continue with: python -m harness sweep FILE --resume" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "3 runs (+1 in the trash)" in out and "continue with: python -m harness sweep FILE --resume" in out
+    assert main(["store", "import", str(project / "carried")]) == 2     # the sweep is there now
+    assert "already holds a sweep named 'cs'" in capsys.readouterr().err
