@@ -65,6 +65,8 @@ def load_classifier(weights_path=None, dataset: str = "fashion_mnist", device="c
 class ClassifierFeatureExtractor(FeatureExtractorBase):
     """torch-fidelity adapter: uint8 B x 1 x 32 x 32 in, ('penultimate', 'logits') out."""
 
+    loads_weights_safely = True   # load_classifier reads with weights_only=True (fidelity.build_extractor)
+
     def __init__(self, name, features_list, feature_extractor_weights_path=None, **kwargs):
         super().__init__(name, features_list)
         self.net = load_classifier(feature_extractor_weights_path)

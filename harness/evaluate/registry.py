@@ -57,7 +57,7 @@ def _make(name, dataset, n_samples, real_split, device, weights_path, cache_dir,
         from harness.evaluate.toy2d import Toy2DEvaluator
 
         return Toy2DEvaluator(dataset, n_samples)
-    from harness.evaluate.fidelity import KID_SUBSETS, Extractor, FidelityEvaluator
+    from harness.evaluate.fidelity import KID_SUBSETS, Extractor, FidelityEvaluator, load_weights
 
     if name == "fmnist-classifier":
         from harness.evaluate.classifier import default_weights_path, ensure_registered
@@ -69,6 +69,7 @@ def _make(name, dataset, n_samples, real_split, device, weights_path, cache_dir,
         if not weights.exists():
             raise EvaluatorUnavailable(f"classifier weights {weights} not found; run "
                                        f"`python -m harness evaluator train {dataset}` or set weights_path")
+        load_weights(weights)   # a file that is not a plain state dict fails here, before training
         ext = Extractor("fmnistclf", ensure_registered(), "logits", "penultimate", n_classes=10, rgb=False,
                         batch_size=500)
     else:  # inception
@@ -81,8 +82,10 @@ def _make(name, dataset, n_samples, real_split, device, weights_path, cache_dir,
 
 
 def _inception_weights(weights_path) -> Path:
-    """Resolve a local copy of the Inception weights now, so a missing file fails before training."""
+    """Resolve a local copy of the Inception weights now, so a missing or unsafe file fails before training."""
     import torch
+
+    from harness.evaluate.fidelity import load_weights
 
     fix = (f"set the evaluator's weights_path to a local copy of {INCEPTION_URL.rsplit('/', 1)[1]} "
            f"(download it from {INCEPTION_URL} on a machine with internet access), or use "
@@ -91,9 +94,13 @@ def _inception_weights(weights_path) -> Path:
         p = Path(weights_path).expanduser()
         if not p.is_file():
             raise EvaluatorUnavailable(f"Inception weights_path {p} is not a file; {fix}")
+        try:
+            load_weights(p)   # weights_only=True: a crafted pickle is refused here, before training
+        except EvaluatorUnavailable as err:
+            raise EvaluatorUnavailable(f"Inception weights_path: {err}; {fix}") from None
         return p
-    try:
-        torch.hub.load_state_dict_from_url(INCEPTION_URL, map_location="cpu", progress=False)
+    try:   # weights_only: the hub's cached copy is a file on disk like any other
+        torch.hub.load_state_dict_from_url(INCEPTION_URL, map_location="cpu", progress=False, weights_only=True)
     except Exception as e:
         raise EvaluatorUnavailable(f"cannot get torch-fidelity's Inception weights ({type(e).__name__}: {e}); "
                                    f"{fix}") from e
