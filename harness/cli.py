@@ -263,8 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("bench", help="measure trial speed against a plain PyTorch loop")
     q.add_argument("--quick", action="store_true", help="reduced version (CPU, CI)")
     q.add_argument("--out", default="results/bench")
-    q.add_argument("--only", choices=["cpu-speed"], default=None,
-                   help="cpu-speed: only the real-size CPU section (fp32 / bf16 paths, matmul rates, checkpoint cost)")
+    q.add_argument("--only", choices=["cpu-speed", "w1-solver"], default=None,
+                   help="cpu-speed: only the real-size CPU section (fp32 / bf16 paths, matmul rates, checkpoint cost); "
+                        "w1-solver: the 2D evaluator's exact W1, scipy's assignment vs POT's simplex")
     q.set_defaults(func=cmd_bench)
     return p
 

@@ -26,6 +26,9 @@ def cpu_speed_only(r: dict) -> str:
 
 
 def to_markdown(r: dict) -> str:
+    if "w1_solver" in r:
+        from .w1_solver import w1_solver_markdown
+        return w1_solver_markdown(r)
     if "configs" not in r:
         return cpu_speed_only(r)
     hw, plan = r["hardware"], r["plan"]

@@ -119,7 +119,8 @@ def measure_outside_training(plan: Plan, dev: torch.device, report: dict, log) -
 def run_bench(quick: bool = False, out_dir: str = "results/bench", device: str | None = None,
               log=None, only: str | None = None, **plan_overrides) -> int:
     """Measure everything, write <out_dir>/<device>[-quick].md and .json; 0 on success.
-    only="cpu-speed": just the real-size CPU section, into <device>-cpu-speed.md / .json."""
+    only="cpu-speed": just the real-size CPU section, into <device>-cpu-speed.md / .json;
+    only="w1-solver": the 2D evaluator's exact-W1 solvers (w1_solver.py), into <cpu>-w1-solver.md / .json."""
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     plan = make_plan(quick, dev, **plan_overrides)
@@ -130,6 +131,10 @@ def run_bench(quick: bool = False, out_dir: str = "results/bench", device: str |
             raise UsageError("bench --only cpu-speed measures a CPU; this run's device is " + str(dev))
         report = {"hardware": hw, "notes": [], "cpu_speed": measure_cpu_speed(resident_images(dev), log)}
         return _write(report, Path(out_dir), device_slug(dev) + "-cpu-speed", t_start, log)
+    if only == "w1-solver":   # CPU work whatever the device: named after the CPU
+        from .w1_solver import measure_w1_solver
+        report = {"hardware": hardware(torch.device("cpu")), "notes": [], "w1_solver": measure_w1_solver(log)}
+        return _write(report, Path(out_dir), device_slug(torch.device("cpu")) + "-w1-solver", t_start, log)
     log(f"bench on {hw['device_name']} ({'quick' if quick else 'full'}; "
         f"{'reference sizes' if plan.filter_div == 1 else f'REDUCED CPU version: filters / {plan.filter_div}'}, "
         f"batch {plan.batch}, {list(plan.procs)} concurrent processes)")

@@ -12,8 +12,8 @@ its metric code):
   over all samples. Empty modes contribute 0 * log 0 = 0 (torch.xlogy). Both range from 0
   (balanced) to log K (every sample on one mode).
 - `w1_exact_2k`: the true Wasserstein-1 distance between (up to) 2,000 generated points and
-  2,000 exact data samples, by optimal assignment (scipy.optimize.linear_sum_assignment on
-  the Euclidean cost matrix): what WGAN's critic estimates, measured without a critic.
+  2,000 exact data samples, by exact optimal transport on the Euclidean cost matrix (POT's
+  network simplex, `exact_w1`): what WGAN's critic estimates, measured without a critic.
 - `kl_data_gen_kde` = KL(p_data || p_g), `kl_gen_data_kde` = KL(p_g || p_data), `js_kde` (nats,
   at most log 2), `kde_bandwidth` (the KDE's kernel std): p_data exact, p_g by a kernel
   density estimate of the generated points (evaluate/kde.py, which states the bandwidth rule);
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from harness.data import get_dataset_spec, mixture_modes, sample_mixture
@@ -33,7 +34,10 @@ from harness.evaluate.base import CriticFn, Evaluator, SampleFn, draw_samples
 from harness.evaluate.kde import d_gap, densities
 
 HQ_STDS = 3.0
-W1_POINTS = 2000    # exact OT on 2,000 x 2,000 points: about half a second on one core
+W1_POINTS = 2000    # exact OT on 2,000 x 2,000 points: well under a second on one core (bench --only w1-solver)
+# An upper bound on network-simplex pivots (POT's default is 100,000), set high so that it never
+# binds: a solve that stops at the bound is not optimal, and exact_w1 raises rather than report it.
+W1_MAX_ITER = 10_000_000
 MIN_PER_MODE = 10   # samples per mode of a uniform spread, at least: fewer cannot tell modes apart
 
 
@@ -46,11 +50,21 @@ def _kl_to_uniform(counts: torch.Tensor) -> float:
 
 
 def exact_w1(x: torch.Tensor, y: torch.Tensor) -> float:
-    """W1 between two equal-size point sets: the mean cost of the optimal one-to-one assignment."""
-    from scipy.optimize import linear_sum_assignment
+    """W1 between the uniform distributions on two point sets, by exact optimal transport (POT's
+    network simplex, ot.emd2). For equal sizes this is the mean cost of the optimal one-to-one
+    assignment (the uniform transport polytope's vertices are permutations), which scipy's
+    linear_sum_assignment, used first, also finds; but its time depends on the cloud's shape:
+    at 2,000 points it took 0.45 s of CPU on a spread cloud and 13 s on a collapsed one (every
+    point within 1e-3 of one point: a near-degenerate cost matrix), so an early, collapsed
+    trial's evaluations cost several times a spread one's. The simplex took 0.45 s and 0.94 s
+    (`python -m harness bench --only w1-solver`, results/bench/*-w1-solver.md)."""
+    import ot
     cost = torch.cdist(x.double(), y.double()).numpy()
-    rows, cols = linear_sum_assignment(cost)
-    return float(cost[rows, cols].mean())
+    a, b = np.full(len(x), 1.0 / len(x)), np.full(len(y), 1.0 / len(y))
+    w1, log = ot.emd2(a, b, cost, numItermax=W1_MAX_ITER, log=True)
+    if log["result_code"] != 1:   # 1 = optimal; anything else is not the exact W1
+        raise RuntimeError(f"exact W1: POT's network simplex did not reach the optimum ({log['warning']})")
+    return float(w1)
 
 
 def toy2d_metrics(x: torch.Tensor, centers: torch.Tensor, std: float, min_hq_per_mode: int = 1,

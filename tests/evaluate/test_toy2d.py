@@ -111,3 +111,60 @@ def test_exact_w1_by_optimal_assignment():
     exact = ev.evaluate(lambda n: sample_mixture("ring8", n, g))
     collapsed = ev.evaluate(lambda n: mixture_modes("ring8")[0][0].repeat(n, 1))
     assert exact["w1_exact_2k"] < 0.1 < collapsed["w1_exact_2k"]
+
+
+def _assignment_w1(x, y):
+    """The reference value: the mean cost of scipy's optimal one-to-one assignment (the solver
+    exact_w1 used before POT; equal for equal-size uniform samples)."""
+    from scipy.optimize import linear_sum_assignment
+    cost = torch.cdist(x.double(), y.double()).numpy()
+    rows, cols = linear_sum_assignment(cost)
+    return float(cost[rows, cols].mean())
+
+
+@pytest.mark.parametrize("case", ["gaussian", "mixture", "collapsed", "mode-and-noise"])
+def test_exact_w1_equals_the_optimal_assignment_cost(case):
+    from harness.evaluate.toy2d import exact_w1
+    from harness.bench.w1_solver import clouds
+    g = torch.Generator().manual_seed(3)
+    n = 300
+    data = sample_mixture("grid25", n, torch.Generator().manual_seed(0))
+    x = {"gaussian": lambda: torch.randn(n, 2, generator=g) * 2,
+         "mixture": lambda: sample_mixture("grid25", n, g),
+         "collapsed": lambda: clouds("grid25", n)["collapsed"].float(),
+         "mode-and-noise": lambda: torch.cat([mixture_modes("grid25")[0][3].repeat(n // 2, 1),
+                                              torch.rand(n - n // 2, 2, generator=g) * 8 - 4])}[case]()
+    assert exact_w1(x, data) == pytest.approx(_assignment_w1(x, data), abs=1e-6)
+
+
+def test_exact_w1_refuses_a_solve_that_stopped_early(monkeypatch):
+    from harness.evaluate import toy2d
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(200, 2, generator=g), torch.randn(200, 2, generator=g)
+    monkeypatch.setattr(toy2d, "W1_MAX_ITER", 5)
+    with pytest.warns(UserWarning, match="numItermax"), pytest.raises(RuntimeError, match="optimum"):
+        toy2d.exact_w1(x, y)
+
+
+def test_collapsed_cloud_is_within_the_radius_and_solvers_agree():
+    """The bench's clouds and its report, on a small n (its timings are not asserted: a benchmark)."""
+    from harness.bench import w1_solver
+    c = w1_solver.clouds("ring8", 400)
+    centre = mixture_modes("ring8")[0][0].double()
+    assert (c["collapsed"] - centre).norm(dim=1).max() <= w1_solver.COLLAPSE_RADIUS
+    assert c["spread"].shape == (400, 2)
+    r = w1_solver.measure_w1_solver(lambda m: None, n=400, repeats=1, evaluations=False)
+    assert set(r["clouds"]) == {"spread", "collapsed"}
+    for row in r["clouds"].values():
+        assert set(row["solvers"]) == set(w1_solver.SOLVERS)
+        assert row["abs_diff"] < 1e-6
+        assert all(s["wall_s"] > 0 and s["cpu_s"] >= 0 for s in row["solvers"].values())
+    hw = {"device_name": "cpu", "cpu_model": "cpu", "cpu_count": 2, "torch": "x", "python": "3", "date": "d",
+          "command": "c", "load_average_1m": 1.0}
+    md = w1_solver.w1_solver_markdown({"hardware": hw, "w1_solver": r, "bench_seconds": 1.0})
+    assert "| collapsed | POT ot.emd2 |" in md and "| spread | scipy linear_sum_assignment |" in md
+
+
+def test_bench_only_w1_solver_is_a_cli_choice():
+    from harness.cli import build_parser
+    assert build_parser().parse_args(["bench", "--only", "w1-solver"]).only == "w1-solver"
