@@ -46,6 +46,8 @@ from torch_fidelity.utils import get_featuresdict_from_dataset
 from harness.data import get_dataset_spec, load_images, to_uint8
 from harness.errors import EvaluatorUnavailable
 from harness.evaluate.base import Evaluator, SampleFn, count_tag, default_cache_dir, draw_samples
+from harness.evaluate.prdc import NAMES as PRDC_NAMES
+from harness.evaluate.prdc import prdc
 
 MIN_SAMPLES = 50  # IS uses 10 splits and KID needs subsets of >= 2
 # KID averages an unbiased MMD estimate over random subsets of min(1000, n) samples.
@@ -214,8 +216,11 @@ class FidelityEvaluator(Evaluator):
         self.metric_fid = f"fid{tag}_{real_split}_{extractor.short}"
         self.metric_kid = f"kid{tag}_{real_split}_{extractor.short}"
         self.headline = self.metric_is
+        # precision / recall / density / coverage in the FID feature space (evaluate/prdc.py)
+        self.metric_prdc = {m: f"{m}{tag}_{real_split}_{extractor.short}" for m in PRDC_NAMES}
         self.metric_names = (self.metric_is, self.metric_is + "_std", self.metric_fid, self.metric_kid,
-                             self.metric_kid + "_std", "classes_covered", "classes_covered_real")
+                             self.metric_kid + "_std", "classes_covered", "classes_covered_real",
+                             *self.metric_prdc.values())
         source = f"-{hashlib.sha1(str(Path(data_path).resolve()).encode()).hexdigest()[:8]}" if data_path else ""
         self.real_name = f"harness-{dataset}{source}-{real_split}-n{n_samples}-w{_weights_tag(weights_path)}"
         self._real_covered: float | None = None
@@ -320,6 +325,7 @@ class FidelityEvaluator(Evaluator):
             self.metric_kid + "_std": float(kid["kernel_inception_distance_std"]),
             "classes_covered": self._covered(fake[self.ext.layer_isc]),
             "classes_covered_real": self._real_covered,
+            **{self.metric_prdc[k]: v for k, v in prdc(real_fid, fake[self.ext.layer_fid].float()).items()},
         }
 
     def collapsed(self, metrics: dict[str, float]) -> bool:

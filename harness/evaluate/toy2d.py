@@ -32,6 +32,8 @@ import torch
 from harness.data import get_dataset_spec, mixture_modes, sample_mixture
 from harness.evaluate.base import CriticFn, Evaluator, SampleFn, draw_samples
 from harness.evaluate.kde import d_gap, densities
+from harness.evaluate.prdc import NAMES as PRDC_NAMES
+from harness.evaluate.prdc import prdc
 
 HQ_STDS = 3.0
 W1_POINTS = 2000    # exact OT on 2,000 x 2,000 points: well under a second on one core (bench --only w1-solver)
@@ -106,11 +108,14 @@ def kde_metrics(x, reference, centers, std, critic: CriticFn | None = None) -> d
     return out
 
 
+PRDC_2D = tuple(f"{k}_2k" for k in PRDC_NAMES)   # precision_2k, recall_2k, density_2k, coverage_2k
+
+
 class Toy2DEvaluator(Evaluator):
     name = "toy2d"
     headline = "modes_covered"
     metric_names = ("modes_covered", "modes_covered_strict", "hq_share", "reverse_kl", "reverse_kl_all", "n_modes",
-                    "w1_exact_2k", *KDE_METRICS, "d_gap_mean_abs")   # the last given a critic only
+                    "w1_exact_2k", *KDE_METRICS, *PRDC_2D, "d_gap_mean_abs")   # the last given a critic only
     wants_critic = True   # train.Evaluation passes D's probability where it is defined
     critic_metrics = ("d_gap_mean_abs",)
 
@@ -131,7 +136,10 @@ class Toy2DEvaluator(Evaluator):
         x = draw_samples(sample_fn, self.n_samples)
         if x.dim() != 2 or x.shape[1] != 2:
             raise ValueError(f"toy2d expects n x 2 samples, got {tuple(x.shape)}")
-        return toy2d_metrics(x, self.centers, self.std, self.min_hq_per_mode, self.reference, critic)
+        out = toy2d_metrics(x, self.centers, self.std, self.min_hq_per_mode, self.reference, critic)
+        # quality and diversity apart, in raw coordinates, against the same exact data sample as W1
+        found = prdc(self.reference, x[:W1_POINTS])
+        return {**out, **{f"{k}_2k": v for k, v in found.items()}}
 
     def collapsed(self, metrics: dict[str, float]) -> bool:
         """Collapsed when fewer than half the modes are covered (a GAN that collapsed on the

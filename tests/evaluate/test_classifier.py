@@ -59,8 +59,11 @@ def test_metric_names_carry_protocol(tmp_path):
 
 def test_real_test_set_scores_well(evaluator, fmnist_test):
     m = evaluator.evaluate(from_tensor(fmnist_test[0][:N]))
+    prdc = {f"{k}1k_train_fmnistclf" for k in ("precision", "recall", "density", "coverage")}
     assert set(m) == {"is1k_fmnistclf", "is1k_fmnistclf_std", "fid1k_train_fmnistclf", "kid1k_train_fmnistclf",
-                      "kid1k_train_fmnistclf_std", "classes_covered", "classes_covered_real"}
+                      "kid1k_train_fmnistclf_std", "classes_covered", "classes_covered_real"} | prdc
+    assert set(m) == set(evaluator.metric_names)
+    assert m["precision1k_train_fmnistclf"] > 0.6 and m["coverage1k_train_fmnistclf"] > 0.6
     assert m["classes_covered"] == 10 and m["classes_covered_real"] == 10
     assert not evaluator.collapsed(m)
     assert m["is1k_fmnistclf"] > 6
@@ -73,6 +76,9 @@ def test_single_class_scores_badly(evaluator, fmnist_test):
     assert one["is1k_fmnistclf"] < 1.5 < 4 * 1.5 < real["is1k_fmnistclf"]
     assert one["classes_covered"] == 1 and evaluator.collapsed(one)
     assert one["fid1k_train_fmnistclf"] > 5 * real["fid1k_train_fmnistclf"]
+    # one class of ten: its samples are real-looking, but the real data is barely covered
+    assert one["coverage1k_train_fmnistclf"] < 0.3 < real["coverage1k_train_fmnistclf"]
+    assert one["recall1k_train_fmnistclf"] < real["recall1k_train_fmnistclf"]
 
 
 def test_fid_real_far_below_noise(evaluator, fmnist_test):

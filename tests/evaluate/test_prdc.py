@@ -51,3 +51,18 @@ def test_bad_shapes_are_refused():
         prdc(torch.zeros(10, 2), torch.zeros(10, 3))
     with pytest.raises(ValueError, match="more than k"):
         prdc(torch.zeros(3, 2), torch.zeros(10, 2))
+
+
+@pytest.mark.slow
+def test_the_2d_evaluator_reports_them_and_they_separate_collapse_from_spread():
+    from harness.data import sample_mixture
+    from harness.evaluate.toy2d import Toy2DEvaluator
+    ev = Toy2DEvaluator("ring8", n_samples=2000)
+    g = torch.Generator().manual_seed(3)
+    data = sample_mixture("ring8", 2000, g)
+    spread = ev.evaluate(lambda n: sample_mixture("ring8", n, g))       # the data's own distribution
+    assert {"precision_2k", "recall_2k", "density_2k", "coverage_2k"} <= set(spread) <= set(ev.metric_names)
+    one_mode = data[(data[:, 0] > 1.0) & (data[:, 1].abs() < 0.5)]
+    collapsed = ev.evaluate(lambda n: one_mode[torch.randint(0, len(one_mode), (n,), generator=g)])
+    assert spread["coverage_2k"] > 0.9 and collapsed["coverage_2k"] < 0.2
+    assert collapsed["precision_2k"] > 0.9
