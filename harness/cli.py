@@ -26,9 +26,18 @@ def cmd_list(args):
                   f"D norm {s.d_norm}{' + spectral' if s.spectral_norm else ''}"
                   f"{f' clip {s.clip:g}' if s.clip else ''}{f' gp {s.gp_weight:g}' if s.gp_weight else ''}")
         from dataclasses import fields
+        from .objectives.base import FAMILY_SETTINGS
         settings = [f.name for f in fields(next(iter(OBJECTIVES.values())).defaults)]
-        print(f"\nMethods: OBJECTIVE[@SETTING=VALUE]...[+REMEDY[:ARG]]..., e.g. gan-minimax@n_critic=25+pack:2;\n"
-              f"settings: {', '.join(settings)} (list remedies for the remedies)")
+        only = "; ".join(f"{k}: {', '.join(sorted(n for n, c in OBJECTIVES.items() if k in c.reads))} only"
+                         for k in sorted(FAMILY_SETTINGS))
+        print(f"\nMethods: OBJECTIVE[@SETTING=VALUE]...[+REMEDY[:ARG]]...[+PENALTY[:WEIGHT]]..., e.g.\n"
+              f"gan-minimax@n_critic=25+pack:2 or gan+r1:10;\nsettings: {', '.join(settings)} ({only});\n"
+              f"list remedies and list penalties for the parts after '+'")
+    elif args.what == "penalties":
+        from .penalties import PENALTIES
+        for name, cls in sorted(PENALTIES.items()):
+            print(f"{name}:{cls.arg_name.split(',')[0]} (default {cls.default:g}; {cls.arg_name})\n"
+                  f"    {cls.summary} [{cls.source}]")
     elif args.what == "remedies":
         from .remedies import REMEDIES
         for name, cls in sorted(REMEDIES.items()):
@@ -209,8 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m harness", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
 
-    q = sub.add_parser("list", help="list objectives, remedies, datasets, evaluators or presets")
-    q.add_argument("what", choices=["objectives", "remedies", "datasets", "evaluators", "presets"])
+    q = sub.add_parser("list", help="list objectives, remedies, penalties, datasets, evaluators or presets")
+    q.add_argument("what", choices=["objectives", "remedies", "penalties", "datasets", "evaluators", "presets"])
     q.set_defaults(func=cmd_list)
 
     q = sub.add_parser("space", help="print architectures of the space, one JSON line each")

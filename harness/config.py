@@ -217,22 +217,23 @@ def _validate_objectives(e: Experiment) -> None:
 
 
 def _validate_method(name, where: str, batch_size: int) -> None:
-    """An objective, or OBJECTIVE[@SETTING=VALUE]...[+REMEDY[:ARG]]...: every name known, every
-    setting and argument in range, the combination sensible (objectives.parse_settings,
-    harness.remedies)."""
+    """An objective, or OBJECTIVE[@SETTING=VALUE]...[+REMEDY[:ARG]]...[+PENALTY[:WEIGHT]]...: every
+    name known, every setting and argument in range, every setting read by the family (a
+    family-specific one it ignores is refused, naming it), the combination sensible
+    (objectives.parse_settings, harness.remedies, harness.penalties)."""
     from .objectives import OBJECTIVES, parse_settings
-    from .remedies import parse_method
+    from .remedies import split_method
     if not isinstance(name, str):
         raise ConfigError(where, f"expected an objective name, got {name!r}")
     try:
-        base, remedies = parse_method(name)
+        base, remedies, penalties = split_method(name)
         family, settings = parse_settings(base)
     except (KeyError, ValueError) as err:
         raise ConfigError(where, str(err)) from None
     if family not in OBJECTIVES:
         raise ConfigError(where, f"unknown objective {family!r}; valid: {sorted(OBJECTIVES)}")
-    try:
-        OBJECTIVES[family](**settings)   # ranges: Settings checks them
+    try:   # ranges (Settings), settings the family does not read, penalties it applies already
+        OBJECTIVES[family](**settings).compose(name, remedies, penalties)
     except ValueError as err:
         raise ConfigError(where, f"{name!r}: {err}") from None
     for remedy in remedies:

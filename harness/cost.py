@@ -7,7 +7,8 @@ costs about twice its forward pass (remedies add their own terms: packing's M sa
 the unrolled lookahead's D passes, feature matching's real batch through D):
 
   D step   = G fwd + 2 D fwd (real, fake) + their backward (4 D fwd)          = G + 6 D
-  penalty  = D fwd on interpolates + input gradient with a graph + its backward ~ 9 D
+  penalty  = D fwd on its points + input gradient with a graph + its backward = 6 D
+             (each of the method's harness.penalties, `Penalty.d_forwards`; none, nothing)
   G step   = G fwd + D fwd + D backward to the input + G backward              = 3 G + 3 D
 
 all times the batch size. tests/test_cost.py checks the estimate against an exact count of
@@ -25,7 +26,6 @@ from .remedies.base import samples_per_input
 from .trial import Trial, data_shape, z_dim
 
 BACKWARD_PER_FORWARD = 2
-PENALTY_D_FORWARDS = 9
 
 
 class _GlobalOnly:
@@ -68,6 +68,8 @@ def forward_flops(trial: Trial) -> tuple[int, int]:
         else:
             G = build_generator(trial.arch, data_shape(exp), z_dim(exp))
             D = build_discriminator(trial.arch, d_shape, s.d_norm, spectral=s.spectral_norm)
+            for remedy in objective.remedies:   # a layer added to D's head (minibatch features)
+                D = remedy.wrap_discriminator(D)
             label = ()
         z = torch.empty(1, z_dim(exp))
         x = torch.empty(1, *d_shape)
@@ -81,6 +83,7 @@ def iteration_flops(trial: Trial) -> int:
     objective = trial.make_objective()
     s = objective.settings
     g *= samples_per_input(objective.remedies)   # packing: G makes M samples per (wider) D input
-    d_step = g + 2 * d * (1 + BACKWARD_PER_FORWARD) + (PENALTY_D_FORWARDS * d if s.gp_weight else 0)
+    penalties = sum(p.d_forwards for p in objective.all_penalties)   # 0 without a penalty
+    d_step = g + 2 * d * (1 + BACKWARD_PER_FORWARD) + penalties * d
     g_step = (g + d) * (1 + BACKWARD_PER_FORWARD) + d * sum(r.extra_g_step_d_forwards for r in objective.remedies)
     return trial.experiment.budget.batch_size * (s.n_critic * d_step + g_step)

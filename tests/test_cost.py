@@ -30,11 +30,28 @@ def exact_iteration_flops(trial: Trial) -> int:
 
 @pytest.mark.parametrize("arch", ARCHS, ids=["small", "mixed"])
 @pytest.mark.parametrize("objective", ["gan", "wgan-gp", "sngan", "gan+pack:4", "gan+unrolled:3",
-                                       "gan+feature-matching", "fgan-js+minibatch-stddev"])
+                                       "gan+feature-matching", "fgan-js+minibatch-stddev", "gan+minibatch-disc",
+                                       "gan+r1:10", "lsgan+dragan:10", "sngan+r1:1+gp:10"])
 def test_estimate_is_within_a_quarter_of_the_exact_count(arch, objective):
     trial = Trial(from_dict({"objectives": [objective], "budget": {"batch_size": 16}}), arch, objective, 0)
     exact, estimate = exact_iteration_flops(trial), iteration_flops(trial)
     assert exact > 0 and estimate == pytest.approx(exact, rel=0.25), (exact, estimate)
+
+
+def test_a_penalty_is_priced_only_where_the_method_has_one():
+    """Each penalty adds its D passes to every D step, and nothing else does: a family setting
+    cannot price a penalty the family does not apply (gp_weight is wgan-gp's alone)."""
+    from harness.cost import forward_flops
+    from harness.penalties import PENALTIES
+
+    def trial(method):
+        return Trial(from_dict({"dataset": "ring8", "objectives": [method], "budget": {"batch_size": 16}}),
+                     ARCHS[0], method, 0)
+    d = forward_flops(trial("gan"))[1]
+    for name, cls in PENALTIES.items():
+        assert iteration_flops(trial(f"gan+{name}:10")) - iteration_flops(trial("gan")) == 16 * cls.d_forwards * d
+    assert iteration_flops(trial("wgan-gp@gp_weight=0")) < iteration_flops(trial("wgan-gp"))
+    assert exact_iteration_flops(trial("wgan-gp@gp_weight=0")) < exact_iteration_flops(trial("wgan-gp"))
 
 
 def exact_conditional_flops(trial: Trial) -> int:

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from ..errors import UnknownName
-from ..remedies import parse_method
+
+from ..errors import ConfigError, UnknownName, UserError
+from ..penalties import Penalty
+from ..remedies import split_method
 
 
 @dataclass(frozen=True)
@@ -26,8 +28,8 @@ class Settings:
     n_critic: int = 1                # D steps per G step
     d_norm: str = "batch"            # what "norm_d on" means: batch | layer | none
     spectral_norm: bool = False      # spectral norm on every D weight layer
-    clip: float = 0.0                # >0: clip every D parameter to [-clip, clip]
-    gp_weight: float = 0.0           # >0: gradient penalty on interpolates
+    clip: float = 0.0                # >0: clip every D parameter to [-clip, clip] (wgan-clip only)
+    gp_weight: float = 0.0           # >0: gradient penalty on interpolates (wgan-gp only; elsewhere +gp:W)
     # WGAN-GP appendix B: weight decay 1e-3 on D when D is normalized, "this helps both
     # algorithms" (GAN as well): the default for every objective, applied only when D
     # has a norm layer (arch.norm_d on and d_norm not none).
@@ -59,16 +61,57 @@ class Settings:
         return dataclasses.replace(self, **overrides)
 
 
+# Settings that only some families read (each family names them in `reads`); the others are
+# read by every family. A family given one it does not read refuses it rather than log a value
+# that changes nothing. Each maps to the method part that does the job on any objective, if any.
+FAMILY_SETTINGS = {"clip": None, "gp_weight": "gp"}
+
+
 class Objective:
     """Losses take D's raw outputs (logits / critic values), shape (N, 1)."""
 
     name: str = ""
     defaults: Settings = Settings()
+    reads: frozenset[str] = frozenset()     # which of FAMILY_SETTINGS this family reads
 
     def __init__(self, **overrides):
+        self._refuse_unread(overrides)
         self.settings = self.defaults.replace(**overrides)
         self.method = self.name      # the objective with its remedies, as named in the experiment
         self.remedies = []           # harness.remedies, applied by train.GANStep
+        self.penalties = []          # harness.penalties named in the method, added to D's loss
+
+    def _refuse_unread(self, overrides: dict) -> None:
+        """A ConfigError (field: the setting) for a family-specific setting this family ignores."""
+        for key in sorted(set(overrides) & set(FAMILY_SETTINGS) - self.reads):
+            readers = sorted(n for n, cls in OBJECTIVES.items() if key in cls.reads)
+            part, value = FAMILY_SETTINGS[key], overrides[key]
+            value = f"{value:g}" if isinstance(value, (int, float)) else value
+            fix = (f"; a penalty on any objective is a part of the method: {self.name}+{part}:{value} "
+                   f"(python -m harness list penalties)" if part else "")
+            raise ConfigError(key, f"{self.name} does not read it (only {', '.join(readers)} does), so it would be "
+                                   f"logged and change nothing{fix}")
+
+    def compose(self, method: str, remedies: list, penalties: list[Penalty]) -> "Objective":
+        """The objective as the method `method` names it, with its remedies and penalties; a
+        penalty the family applies already (wgan-gp's gp) is an error, not a second copy."""
+        builtin = {p.name for p in self.builtin_penalties()}
+        for p in penalties:
+            if p.name in builtin:
+                setting = next(k for k, part in FAMILY_SETTINGS.items() if part == p.name and k in self.reads)
+                raise ValueError(f"{self.name} applies the penalty {p.name!r} already, weighted by its setting "
+                                 f"{setting}: write {self.name}@{setting}={p.arg:g} instead of +{p.label}")
+        self.method, self.remedies, self.penalties = method, list(remedies), list(penalties)
+        return self
+
+    def builtin_penalties(self) -> list[Penalty]:
+        """Penalties that are part of the published objective (wgan-gp's), from its settings."""
+        return []
+
+    @property
+    def all_penalties(self) -> list[Penalty]:
+        """Every penalty D's loss gets: the family's own, then the method's, in the method's order."""
+        return self.builtin_penalties() + self.penalties
 
     def d_loss(self, d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -88,8 +131,9 @@ class Objective:
         return None
 
     def penalty(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor | None:
-        """An extra D loss term that needs D itself (the gradient penalty), or None."""
-        return None
+        """The extra D loss terms that need D itself (harness.penalties), summed, or None."""
+        terms = [p(D, real, fake) for p in self.all_penalties]
+        return sum(terms[1:], terms[0]) if terms else None
 
     @torch.no_grad()
     def after_d_step(self, D: nn.Module) -> None:
@@ -165,13 +209,18 @@ def parse_settings(text: str) -> tuple[str, dict]:
 
 
 def get_objective(name: str, **overrides) -> Objective:
-    """An objective by name, or a method: `OBJECTIVE[@SETTING=VALUE]...[+REMEDY[:ARG]]...`
-    (settings: parse_settings; remedies: harness.remedies). Settings in the name take precedence
-    over `overrides` (the experiment's, for every method of the family): they are more specific."""
-    base, remedies = parse_method(name)
-    family, settings = parse_settings(base)
-    if family not in OBJECTIVES:
-        raise UnknownName(f"unknown objective {family!r}; valid: {sorted(OBJECTIVES)}")
-    objective = OBJECTIVES[family](**{**overrides, **settings})
-    objective.method, objective.remedies = name, remedies
-    return objective
+    """An objective by name, or a method: `OBJECTIVE[@SETTING=VALUE]...[+REMEDY[:ARG]]...[+PENALTY[:WEIGHT]]...`
+    (settings: parse_settings; remedies: harness.remedies; penalties: harness.penalties). Settings
+    in the name take precedence over `overrides` (the experiment's, for every method of the
+    family): they are more specific. A bad method is a UserError (exit 2 from the CLI): an
+    UnknownName, or a ConfigError, a ValueError as before, that quotes the method."""
+    try:
+        base, remedies, penalties = split_method(name)
+        family, settings = parse_settings(base)
+        if family not in OBJECTIVES:
+            raise UnknownName(f"unknown objective {family!r}; valid: {sorted(OBJECTIVES)}")
+        return OBJECTIVES[family](**{**overrides, **settings}).compose(name, remedies, penalties)
+    except UserError:
+        raise
+    except ValueError as err:
+        raise ConfigError("objective", f"{name!r}: {err}") from None

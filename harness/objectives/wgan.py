@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from ..penalties import GradientPenalty, gradient_penalty  # noqa: F401 - gradient_penalty: its old home
 from .base import Objective, Settings, register
 
 
@@ -23,6 +24,7 @@ class _Wasserstein(Objective):
 class WGANClip(_Wasserstein):
     # Arjovsky et al. 2017, Algorithm 1: RMSProp lr 5e-5, c = 0.01, n_critic = 5.
     name = "wgan-clip"
+    reads = frozenset({"clip"})
     defaults = Settings(optimizer="rmsprop", lr_g=5e-5, lr_d=5e-5, n_critic=5, d_norm="batch",
                         clip=0.01)
 
@@ -37,20 +39,12 @@ class WGANGP(_Wasserstein):
     # Gulrajani et al. 2017, Algorithm 1: lambda 10, n_critic 5, Adam 1e-4, betas (0, 0.9).
     # Layer norm in D (batch norm would make the penalty depend on the batch, section 4);
     # appendix B: weight decay 1e-3 on D when it is normalised (the Settings default).
+    # The published combination of the Wasserstein loss with harness.penalties' `gp`: the same
+    # penalty `+gp:W` adds to any objective, its weight this family's setting gp_weight.
     name = "wgan-gp"
+    reads = frozenset({"gp_weight"})
     defaults = Settings(optimizer="adam", lr_g=1e-4, lr_d=1e-4, beta1=0.0, beta2=0.9,
                         n_critic=5, d_norm="layer", gp_weight=10.0)
 
-    def penalty(self, D, real, fake):
-        return self.settings.gp_weight * gradient_penalty(D, real, fake)
-
-
-def gradient_penalty(D, real, fake, eps=None):
-    """E[(||grad D(x_hat)||_2 - 1)^2] at random interpolates, in fp32."""
-    if eps is None:
-        eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device)
-    x_hat = (eps * real.float() + (1 - eps) * fake.float().detach()).requires_grad_(True)
-    with torch.autocast(device_type="cuda" if real.is_cuda else "cpu", enabled=False):
-        out = D(x_hat).float()
-    (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)
-    return ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
+    def builtin_penalties(self):
+        return [GradientPenalty(self.settings.gp_weight)] if self.settings.gp_weight else []

@@ -1,5 +1,5 @@
 """Mode-collapse remedies by name. Importing the modules registers them."""
 from . import generator_losses, inputs  # noqa: F401
-from .base import REMEDIES, Remedy, parse_method
+from .base import REMEDIES, Method, Remedy, parse_method, split_method
 
-__all__ = ["REMEDIES", "Remedy", "parse_method"]
+__all__ = ["REMEDIES", "Method", "Remedy", "parse_method", "split_method"]

@@ -1,8 +1,9 @@
 """Mode-collapse remedies: composable with any objective, named in a method string.
 
-A method is `OBJECTIVE[+REMEDY[:ARG]]...`, e.g. `gan+pack:4` or
-`wgan-gp+instance-noise:0.1`; the whole string names the method in trial ids, MLflow and
-every report table, so "gan vs gan+pack:4" is a pair table like any other.
+A method is `OBJECTIVE[+REMEDY[:ARG]]...[+PENALTY[:WEIGHT]]...`, e.g. `gan+pack:4`,
+`wgan-gp+instance-noise:0.1` or `gan+r1:10` (penalties: harness.penalties; remedies and
+penalties share the names after '+', in any order); the whole string names the method in
+trial ids, MLflow and every report table, so "gan vs gan+pack:4" is a pair table like any other.
 
 A remedy changes the training step through a few hooks, each a no-op by default:
 `d_shape` (what D's input looks like), `wrap_discriminator` (a layer added to D),
@@ -11,9 +12,12 @@ A remedy changes the training step through a few hooks, each a no-op by default:
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from torch import nn
 
 from ..errors import UnknownName
+from ..penalties import PENALTIES, Penalty, claim_part_name
 
 
 class Remedy:
@@ -77,37 +81,61 @@ REMEDIES: dict[str, type[Remedy]] = {}
 
 
 def register(cls: type[Remedy]) -> type[Remedy]:
+    claim_part_name(cls.name, "remedy")
     REMEDIES[cls.name] = cls
     return cls
 
 
-def parse_remedy(text: str) -> Remedy:
-    """`NAME` or `NAME:ARG` -> a Remedy; a ValueError names what is wrong."""
+def parse_part(text: str) -> Remedy | Penalty:
+    """`NAME` or `NAME:ARG` after a '+' -> a Remedy or a Penalty (one namespace, so the name
+    decides); a ValueError names what is wrong."""
     name, _, arg = text.partition(":")
-    if name not in REMEDIES:
-        raise UnknownName(f"unknown remedy {name!r}; valid: {sorted(REMEDIES)}")
-    cls = REMEDIES[name]
+    if name in REMEDIES:
+        cls, kind = REMEDIES[name], "remedy"
+    elif name in PENALTIES:
+        cls, kind = PENALTIES[name], "penalty"
+    else:
+        raise UnknownName(f"unknown remedy or penalty {name!r}; remedies: {sorted(REMEDIES)}; "
+                          f"penalties: {sorted(PENALTIES)}")
     if not arg:
         return cls()
     if cls.arg_name is None:
-        raise ValueError(f"remedy {name!r} takes no argument, got {text!r}")
+        raise ValueError(f"{kind} {name!r} takes no argument, got {text!r}")
     try:
         value = cls.arg_type(arg)
     except ValueError:
-        raise ValueError(f"remedy {name!r}: {cls.arg_name} must be a {cls.arg_type.__name__}, got {arg!r}") from None
+        what = cls.arg_type.__name__
+        raise ValueError(f"{kind} {name!r}: {cls.arg_name.split(',')[0]} must be a{'n' if what == 'int' else ''} "
+                         f"{what}, got {arg!r}") from None
     return cls(value)
 
 
-def parse_method(method: str) -> tuple[str, list[Remedy]]:
-    """'gan+pack:4+instance-noise' -> ('gan', [Pack(4), InstanceNoise(0.1)]); checks combinations."""
-    base, *parts = method.split("+")
-    remedies = [parse_remedy(p) for p in parts]
-    names = [r.name for r in remedies]
-    if len(set(names)) != len(names):
-        raise ValueError(f"{method!r}: a remedy is named twice")
+class Method(NamedTuple):
+    base: str                   # OBJECTIVE[@SETTING=VALUE]...
+    remedies: list[Remedy]
+    penalties: list[Penalty]
+
+
+def split_method(method: str) -> Method:
+    """'gan+pack:4+r1:10' -> Method('gan', [Pack(4)], [R1(10)]); checks names, arguments and
+    combinations (each part at most once, one remedy at most that replaces G's loss)."""
+    base, *texts = method.split("+")
+    parts = [parse_part(p) for p in texts]
+    names = [p.name for p in parts]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"{method!r}: {twice[0]!r} is named twice")
+    remedies = [p for p in parts if isinstance(p, Remedy)]
     g_losses = [r.name for r in remedies if r.replaces_g_loss]
     if len(g_losses) > 1:
         raise ValueError(f"{method!r}: {' and '.join(g_losses)} both replace G's loss; use one")
-    for r in remedies:
-        r.validate()
+    for p in parts:
+        p.validate()
+    return Method(base, remedies, [p for p in parts if isinstance(p, Penalty)])
+
+
+def parse_method(method: str) -> tuple[str, list[Remedy]]:
+    """'gan+pack:4+instance-noise' -> ('gan', [Pack(4), InstanceNoise(0.1)]): `split_method`
+    without its penalties, for the callers that act on remedies only."""
+    base, remedies, _ = split_method(method)
     return base, remedies

@@ -1,5 +1,5 @@
-"""Remedies that change D's head or G's loss: minibatch standard deviation, feature matching,
-unrolled D."""
+"""Remedies that change D's head or G's loss: minibatch standard deviation, minibatch
+discrimination, feature matching, unrolled D."""
 from __future__ import annotations
 
 import torch
@@ -9,6 +9,23 @@ from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
 
 from .base import Remedy, register
+
+
+def with_batch_features(D: nn.Sequential, name: str, make_layer, extra: int) -> nn.Sequential:
+    """D with `make_layer(A)` (A: D's penultimate width) before its output layer, which gains
+    `extra` inputs. The extra inputs start with weight 0, so D is the same function at
+    initialization as without the remedy; spectral norm on the old head carries over."""
+    *body, head = list(D)
+    if not isinstance(head, nn.Linear):
+        raise ValueError(f"{name} needs a discriminator whose last layer is linear")
+    new = nn.Linear(head.in_features + extra, head.out_features, device=head.weight.device)
+    with torch.no_grad():
+        new.weight.zero_()
+        new.weight[:, : head.in_features] = head.weight
+        new.bias.copy_(head.bias)
+    if parametrize.is_parametrized(head):
+        new = spectral_norm(new)
+    return nn.Sequential(*body, make_layer(head.in_features), new)
 
 
 class MinibatchStdDevLayer(nn.Module):
@@ -22,7 +39,7 @@ class MinibatchStdDevLayer(nn.Module):
 @register
 class MinibatchStdDev(Remedy):
     """Minibatch standard deviation before D's output layer (Karras et al. 2018, sec. 3): the
-    cheaper variant of minibatch discrimination (Salimans et al. 2016), named as such. A
+    cheaper variant of minibatch discrimination (Salimans et al. 2016, `minibatch-disc`). A
     collapsed G's batches have a small spread, which D can now see."""
 
     name = "minibatch-stddev"
@@ -32,17 +49,51 @@ class MinibatchStdDev(Remedy):
     conditional_problem = "it rewrites D's output layer, which the projection discriminator splits"
 
     def wrap_discriminator(self, D):
-        *body, head = list(D)
-        if not isinstance(head, nn.Linear):
-            raise ValueError("minibatch-stddev needs a discriminator whose last layer is linear")
-        new = nn.Linear(head.in_features + 1, head.out_features, device=head.weight.device)
-        with torch.no_grad():   # the same D at initialization: the extra input starts with weight 0
-            new.weight.zero_()
-            new.weight[:, : head.in_features] = head.weight
-            new.bias.copy_(head.bias)
-        if parametrize.is_parametrized(head):
-            new = spectral_norm(new)
-        return nn.Sequential(*body, MinibatchStdDevLayer(), new)
+        return with_batch_features(D, self.name, lambda width: MinibatchStdDevLayer(), 1)
+
+
+class MinibatchDiscriminationLayer(nn.Module):
+    """Salimans et al. 2016, sec. 3.2: M_i = f(x_i) T with a learned T of shape (A, B, C); for
+    each of the B kernels, o(x_i)_b = sum_j exp(-||M_i,b - M_j,b||_1) over the batch (j = i
+    included, as in the paper), appended to f(x_i). A collapsed batch has every o_b = N; a
+    spread one has o_b near 1. Computed in fp32 with autocast off: exp(-L1) of bf16 rows
+    would round the small distances that tell the two apart."""
+
+    def __init__(self, in_features: int, kernels: int, dims: int, device=None):
+        super().__init__()
+        # N(0, 0.05), the init of the authors' code (improved-gan, MinibatchLayer)
+        self.T = nn.Parameter(0.05 * torch.randn(in_features, kernels, dims, device=device))
+
+    def forward(self, x):
+        a, b, c = self.T.shape
+        with torch.autocast(device_type="cuda" if x.is_cuda else "cpu", enabled=False):
+            m = (x.float() @ self.T.float().view(a, b * c)).view(-1, b, c).transpose(0, 1)   # (B, N, C)
+            o = torch.exp(-torch.cdist(m, m, p=1)).sum(-1).transpose(0, 1)                     # (N, B)
+        return torch.cat([x, o.to(x.dtype)], dim=1)
+
+
+@register
+class MinibatchDiscrimination(Remedy):
+    """Minibatch discrimination (Salimans et al. 2016, sec. 3.2) before D's output layer: B
+    learned kernels of C = 5 dimensions each measure how close each sample lies to the rest
+    of its batch, so that D can penalize a G whose samples are alike."""
+
+    name = "minibatch-disc"
+    d_judges_one_sample = False     # D(x) depends on the rest of the batch
+    summary = "learned closeness of each sample to the rest of its batch, as extra inputs to D's output layer"
+    arg_name, arg_type, default = "B, the number of kernels", int, 100
+    dims = 5                        # C: each kernel's dimensions (B = 100, C = 5 in the authors' code)
+    source = "Salimans et al. 2016, Improved techniques for training GANs, sec. 3.2"
+    conditional_problem = "it rewrites D's output layer, which the projection discriminator splits"
+
+    def validate(self):
+        if not 1 <= self.arg <= 1000:
+            raise ValueError(f"minibatch-disc: B must be in 1..1000, got {self.arg}")
+
+    def wrap_discriminator(self, D):
+        device = next(iter(D.parameters())).device
+        return with_batch_features(
+            D, self.name, lambda width: MinibatchDiscriminationLayer(width, self.arg, self.dims, device), self.arg)
 
 
 def features(D: nn.Sequential, x):

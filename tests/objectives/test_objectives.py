@@ -195,3 +195,20 @@ def test_gan_diagnostics_are_zero_gaps_at_the_equilibrium(name):
                                "loss_g_ns_minus_log2": 0.0}, abs=1e-6)
     sure = {k: float(v) for k, v in obj.diagnostics(zero + 5, zero - 5).items()}
     assert sure["loss_d_minus_2log2"] < -1.3 and sure["loss_g_ns_minus_log2"] > 4   # D right, G's loss high
+
+
+@pytest.mark.parametrize("name", sorted(OBJECTIVES))
+def test_a_family_setting_is_refused_by_every_family_that_does_not_read_it(name):
+    """clip is wgan-clip's, gp_weight wgan-gp's: any other family given one raises a ConfigError
+    naming the setting (it would be logged as objective.SETTING and change nothing)."""
+    from harness.errors import ConfigError
+    from harness.objectives.base import FAMILY_SETTINGS
+    assert OBJECTIVES[name].reads <= set(FAMILY_SETTINGS)
+    for key in FAMILY_SETTINGS:
+        if key in OBJECTIVES[name].reads:
+            assert getattr(get_objective(name, **{key: 0.5}).settings, key) == 0.5
+        else:
+            with pytest.raises(ConfigError, match=f"^{key}: {name} does not read it") as err:
+                get_objective(name, **{key: 0.5})
+            assert err.value.field == key
+    assert {n for n, cls in OBJECTIVES.items() if cls.reads} == {"wgan-clip", "wgan-gp"}

@@ -114,9 +114,64 @@ def test_minibatch_stddev_keeps_d_at_init_and_sees_the_spread():
     assert layer(torch.ones(4, 3))[:, -1].tolist() == [0.0] * 4
 
 
+def minibatch_disc_layer(D):
+    from harness.remedies.generator_losses import MinibatchDiscriminationLayer
+    return next(m for m in D.modules() if isinstance(m, MinibatchDiscriminationLayer))
+
+
+def test_minibatch_disc_keeps_d_at_init_with_a_learned_tensor_of_shape_a_b_c():
+    torch.manual_seed(0)
+    plain = build_step(ARCH, get_objective("gan"), (2,), 8, torch.device("cpu")).D
+    torch.manual_seed(0)
+    wrapped = build_step(ARCH, get_objective("gan+minibatch-disc:7"), (2,), 8, torch.device("cpu")).D
+    x = torch.randn(16, 2)
+    assert torch.allclose(plain.eval()(x), wrapped.eval()(x), atol=1e-6)   # extra inputs' weights start at 0
+    head = list(wrapped)[-1]
+    assert minibatch_disc_layer(wrapped).T.shape == (head.in_features - 7, 7, 5)   # (A, B, C = 5)
+
+
+def test_minibatch_disc_separates_a_collapsed_batch_from_a_spread_one():
+    """o(x_i)_b = sum_j exp(-||M_i,b - M_j,b||_1): N for every kernel when the batch is one point
+    repeated, near 1 (itself) when its samples are far apart; through a built D, every feature of
+    a spread batch below the collapsed batch's N (by a margin T learns: D's features start small)."""
+    from harness.remedies.generator_losses import MinibatchDiscriminationLayer
+    torch.manual_seed(0)
+    layer = MinibatchDiscriminationLayer(16, 10, 5)
+    collapsed = torch.randn(1, 16).expand(32, 16)
+    spread = torch.randn(32, 16) * 5
+    o_collapsed, o_spread = layer(collapsed)[:, 16:], layer(spread)[:, 16:]
+    assert torch.equal(layer(spread)[:, :16], spread)                    # f(x) passes through
+    assert torch.allclose(o_collapsed, torch.full((32, 10), 32.0))
+    assert o_spread.min() >= 1.0 and o_spread.mean() < 2.0
+    step = step_for("gan+minibatch-disc", (2,))
+    from harness.remedies.generator_losses import features
+    point = torch.tensor([[0.5, -0.5]])
+    f_collapsed = features(step.D.eval(), point.expand(64, 2))[:, -100:]
+    f_spread = features(step.D.eval(), torch.randn(64, 2) * 2)[:, -100:]
+    assert torch.allclose(f_collapsed, torch.full((64, 100), 64.0))
+    assert (f_spread < f_collapsed).all()   # strictly; small at N(0, 0.02) init, where D's features are small
+
+
+def test_minibatch_disc_trains_its_tensor_and_runs_in_fp32_under_bf16_autocast():
+    """The extra head inputs start at weight 0, so the first D step moves the head and the second
+    reaches T; the features are the same in and out of the trainer's bf16 autocast."""
+    step = step_for("gan+minibatch-disc", (2,))
+    T = minibatch_disc_layer(step.D).T
+    before = T.detach().clone()
+    for _ in range(2):
+        step.discriminator(torch.randn(16, 2), torch.randn(16, 8))
+    assert not torch.equal(before, T.detach())
+    layer = minibatch_disc_layer(step.D)
+    x = torch.randn(16, layer.T.shape[0])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        inside = layer(x)
+    assert inside.dtype == torch.float32 and torch.equal(inside, layer(x))
+
+
 @pytest.mark.parametrize("method,message", [
-    ("gan+nope", "unknown remedy 'nope'"),
-    ("gan+pack:x", "must be a int"),
+    ("gan+nope", r"unknown remedy or penalty 'nope'; remedies: \[.*'minibatch-disc'.*\]; penalties: \[.*'r1'"),
+    ("gan+pack:x", "M must be an int"),
+    ("gan+minibatch-disc:0", "B must be in 1..1000"),
     ("gan+pack:1", "M must be >= 2"),
     ("gan+feature-matching:3", "takes no argument"),
     ("gan+pack:2+pack:4", "named twice"),
@@ -157,6 +212,7 @@ def uniform_ring_hq_share() -> float:
 # Measured, 1,500 iterations, seeds 0 / 1 (2026-12-02, shared 2-core machine, about 20 s each):
 # gan+minibatch-stddev 0.799 / 0.824, 8 modes; gan+pack:2 (PacGAN's convention, 2 x 128
 # samples per step; 2026-12-03, 7-10 s each) 0.181 / 0.547, 8 modes. The bounds keep a factor 2 of margin on seed 0, the seed the test runs.
+@pytest.mark.slow   # 1,500 iterations each: the one-step tests above are its fast twins
 @pytest.mark.parametrize("method,min_hq", [("gan+pack:2", 0.05), ("gan+minibatch-stddev", 0.4)])
 def test_remedies_learn_the_ring(method, min_hq):
     from harness.train import run_trial
