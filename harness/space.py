@@ -154,4 +154,5 @@ def resolve_arch(arch_id: str) -> Arch:
     for arch in list(PRESETS.values()) + enumerate_space():
         if arch.id == arch_id:
             return arch
-    raise UnknownName(f"no architecture has id {arch_id!r}; list some with `python -m harness space --sample 5`")
+    from .hints import harness_command
+    raise UnknownName(f"no architecture has id {arch_id!r}; list some with `{harness_command('space', '--sample', '5')}`")

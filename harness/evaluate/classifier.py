@@ -16,6 +16,8 @@ from torch import nn
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
 
+from harness.hints import harness_command
+
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 # torch-fidelity names cache files after the extractor; the version suffix keeps caches
 # from an older network from being reused after the weights change.
@@ -55,7 +57,7 @@ def load_classifier(weights_path=None, dataset: str = "fashion_mnist", device="c
     path = Path(weights_path) if weights_path is not None else default_weights_path(dataset)
     if not path.exists():
         raise FileNotFoundError(
-            f"classifier weights {path} not found; run `python -m harness evaluator train {dataset}` "
+            f"classifier weights {path} not found; run `{harness_command('evaluator', 'train', dataset)}` "
             "or pass weights_path")
     net = SmallCNN()
     net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
