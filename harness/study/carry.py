@@ -110,8 +110,9 @@ def new_sqlite_store(path: Path) -> None:
 
 
 def sqlite_file(uri: str) -> Path | None:
-    """The file of an sqlite tracking URI, None for any other backend."""
-    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+    """The file of an sqlite tracking URI, None for any other backend (or an in-memory one)."""
+    path = uri[len("sqlite:///"):].split("?")[0] if uri.startswith("sqlite:///") else ""
+    return Path(path) if path not in ("", ":memory:") else None
 
 
 def all_runs(client, exp_id: str) -> list:
@@ -126,8 +127,15 @@ def all_runs(client, exp_id: str) -> list:
             break
     runs.sort(key=lambda r: (r.info.start_time or 0, r.info.run_id))
     ids = {r.info.run_id for r in runs}
-    return ([r for r in runs if r.data.tags.get("mlflow.parentRunId") not in ids]
-            + [r for r in runs if r.data.tags.get("mlflow.parentRunId") in ids])
+    ordered, placed, pending = [], set(), runs
+    while pending:
+        waiting = ids - placed
+        ready = [r for r in pending if r.data.tags.get("mlflow.parentRunId") not in waiting]
+        ready = ready or pending            # a cycle (a crafted store): its links cannot all be kept
+        ordered += ready
+        placed |= {r.info.run_id for r in ready}
+        pending = [r for r in pending if r.info.run_id not in placed]
+    return ordered
 
 
 def local_dir(location: str | None) -> Path | None:
