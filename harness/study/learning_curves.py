@@ -67,7 +67,9 @@ def final_gains(curves: pd.DataFrame, objectives, metric: str, budget: int, ever
         trials = trials[trials[last].notna() & trials[before].notna()]
         if trials.empty:
             continue
-        gain = (trials[last] - trials[before]).to_numpy(dtype=float)
+        # sorted: the bootstrap CI must not hang on the trials' order, which follows their MLflow
+        # run ids (new ones in every copy of the store: `store copy`, `store import`)
+        gain = np.sort((trials[last] - trials[before]).to_numpy(dtype=float))
         mean = float(gain.mean())
         lo, hi = mean_ci(gain) if len(gain) > 1 and gain.min() < gain.max() else (mean, mean)
         prior = (trials[before] - trials[earlier]).dropna() if earlier in trials and earlier > 0 else pd.Series(dtype=float)
