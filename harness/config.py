@@ -81,6 +81,15 @@ class ResourcesConfig:
 
 
 @dataclass
+class PrimaryConfig:
+    """The comparison the study is run for, tested alone in the report (study/primary.py); the
+    rest of the report is secondary and adjusted over its families. Left out: the headline
+    score's paired difference for the first two objectives listed."""
+    pairs: list = field(default_factory=list)   # [[a, b], ...] (or one [a, b]): objectives of `objectives`
+    threshold: float | None = None              # one of `thresholds` (as written there); None: the score itself
+
+
+@dataclass
 class Experiment:
     name: str = "experiment"
     description: str = ""
@@ -97,6 +106,7 @@ class Experiment:
     success_metric: str | None = None   # None: the evaluator's headline metric (IS for images)
     success_rule: str = "paper"         # paper: the score decides (WGAN-GP 5.1) | strict: collapse vetoes
     reproduces: str | None = None       # a published table to print beside ours (published.py)
+    primary: PrimaryConfig = field(default_factory=PrimaryConfig)   # the report's one unadjusted test
     conditional: bool = False           # G(z, y), D(x, y) on the labels (harness.conditional)
     train: TrainConfig = field(default_factory=TrainConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
@@ -188,6 +198,7 @@ def validate(e: Experiment) -> Experiment:
     _validate_evaluation(e)
     _validate_training(e)
     _validate_conditional(e)
+    _validate_primary(e)
     return e
 
 
@@ -344,6 +355,32 @@ def _validate_conditional(e: Experiment) -> None:
             if not remedy.conditional_ok:
                 raise ConfigError(f"objectives[{i}]", f"{name!r}: remedy {remedy.name!r} does not support "
                                                       f"conditional: true ({remedy.conditional_problem})")
+
+
+def _validate_primary(e: Experiment) -> None:
+    """Named pairs of distinct objectives of the experiment (one pair may be written flat), and
+    a threshold the report's tables hold (one of `thresholds`, sorted by now)."""
+    pairs = e.primary.pairs
+    if len(pairs) == 2 and all(isinstance(x, str) for x in pairs):
+        pairs = e.primary.pairs = [list(pairs)]
+    for i, pair in enumerate(pairs):
+        where = f"primary.pairs[{i}]"
+        if not isinstance(pair, list) or len(pair) != 2 or not all(isinstance(x, str) for x in pair):
+            raise ConfigError(where, f"expected two objective names [a, b], got {pair!r}")
+        for name in pair:
+            if name not in e.objectives:
+                raise ConfigError(where, f"{name!r} is not one of the experiment's objectives {e.objectives!r}")
+        if pair[0] == pair[1]:
+            raise ConfigError(where, f"compares {pair[0]!r} with itself")
+    if len({tuple(sorted(p)) for p in pairs}) != len(pairs):
+        raise ConfigError("primary.pairs", "a pair is named twice")
+    if e.primary.threshold is not None:
+        if not pairs and len(e.objectives) < 2:
+            raise ConfigError("primary.threshold", "one objective: there is no pair to compare")
+        if float(e.primary.threshold) not in e.thresholds:
+            raise ConfigError("primary.threshold", f"{e.primary.threshold!r} is not one of the thresholds "
+                                                   f"{e.thresholds!r} (the report's tables hold only those)")
+        e.primary.threshold = float(e.primary.threshold)
 
 
 def from_dict(data: dict, default_name: str = "experiment") -> Experiment:

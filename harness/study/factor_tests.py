@@ -6,8 +6,11 @@ unit is the architecture: each architecture's success rate is the mean over its 
 for every (objective, factor, value) the architectures with that value are compared with
 the rest by an exact / Monte Carlo permutation test of the difference in mean rate
 (scipy.stats.permutation_test, two-sided). With a handful of architectures per value the
-power is low; the report says how many tests ran and how many would fall below 0.05 by
-chance.
+power is low, and a study's factor tests are many (objectives x factor values): they are one
+family, and `p_holm` is each p Holm-adjusted over all of them together. A row whose side has a
+single architecture has no test (p NaN), and a row where every architecture has the same rate
+has nothing to test (p = 1 whatever the factor does): neither counts in the family
+(`in_family`), and the report counts only the rows that do.
 """
 from __future__ import annotations
 
@@ -16,10 +19,10 @@ import pandas as pd
 from scipy.stats import permutation_test
 
 from ..space import FACTORS
-from .results import inert_factors, success, factor_value_order
+from .results import factor_value_order, holm, inert_factors, success
 
 COLUMNS = ["objective", "factor", "value", "rate_with", "rate_without", "difference",
-           "archs_with", "archs_without", "p"]
+           "archs_with", "archs_without", "p", "in_family", "p_holm"]
 
 
 def _mean_difference(a, b, axis=-1):
@@ -47,7 +50,8 @@ def _values_to_test(values: list) -> list:
 
 def factor_tests(df: pd.DataFrame, threshold: float, objectives, rule: str = "paper") -> pd.DataFrame:
     """One row per (objective, factor, value): architecture-level success rates with and
-    without the value, their difference and the permutation p; sorted by p."""
+    without the value, their difference, the permutation p, whether it counts in the family,
+    and p Holm-adjusted over the family; sorted by p."""
     if df.empty:
         return pd.DataFrame(columns=COLUMNS)
     cols = [f"arch.{f}" for f in FACTORS if f"arch.{f}" in df and df[f"arch.{f}"].nunique() > 1]
@@ -66,8 +70,13 @@ def factor_tests(df: pd.DataFrame, threshold: float, objectives, rule: str = "pa
                 a, b = archs["ok"].to_numpy()[mask], archs["ok"].to_numpy()[~mask]
                 if len(a) == 0 or len(b) == 0:
                     continue
+                p = permutation_p(a, b)
                 rows.append({"objective": obj, "factor": factor, "value": value,
                              "rate_with": a.mean(), "rate_without": b.mean(),
                              "difference": a.mean() - b.mean(), "archs_with": len(a),
-                             "archs_without": len(b), "p": permutation_p(a, b)})
-    return pd.DataFrame(rows, columns=COLUMNS).sort_values(["p", "objective"], kind="stable", na_position="last").reset_index(drop=True)
+                             "archs_without": len(b), "p": p,
+                             "in_family": bool(np.isfinite(p) and np.ptp(np.concatenate([a, b])) > 0)})
+    out = pd.DataFrame(rows, columns=COLUMNS[:-1])
+    out["in_family"] = out["in_family"].astype(bool)
+    out["p_holm"] = holm(out["p"].to_numpy(dtype=float), out["in_family"].to_numpy()) if len(out) else []
+    return out.sort_values(["p", "objective"], kind="stable", na_position="last").reset_index(drop=True)

@@ -4,19 +4,23 @@ A robustness table counts trials above a threshold at one budget; if the metric 
 climbing there, a larger budget moves trials across the threshold and the table says more
 about the budget than about the objectives. This module turns the metric histories the
 report reads from MLflow into (a) the mean per objective at every evaluation and (b) the
-gain over the last evaluation interval of every trial that trained the whole budget, with a
-95 % bootstrap CI over those trials (scipy, percentile; trials resampled, the same
-architecture's seeds not kept together), beside the gain in the interval before it, so a
+gain over the last evaluation interval of every trial that trained the whole budget, averaged
+per architecture and then over architectures, with the 95 % t-interval over those architecture
+means (`intervals.mean_interval`: the same unit as every other interval of the report; the
+seeds of one architecture mostly move together, so counting them as independent trials would
+claim more certainty than the study has), beside the gain in the interval before it, so a
 reader sees whether the climb is slowing.
 
-curves: long rows (run_id, objective, metric, step, value), as report.build reads them.
+curves: long rows (run_id, objective, metric, step, value, and arch_id where known), as
+report.build reads them. Without arch_id (or with a single architecture) the trials are the units.
 """
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from .results import mean_ci
+from .intervals import mean_interval
+from .results import cluster_mean_ci, cluster_units
 
 
 def on_schedule(curves: pd.DataFrame, every: int | None) -> pd.DataFrame:
@@ -51,13 +55,16 @@ def curve_table(curves: pd.DataFrame, objectives, metric: str, every: int | None
 def final_gains(curves: pd.DataFrame, objectives, metric: str, budget: int, every: int) -> pd.DataFrame:
     """Per objective, over the trials whose history of `metric` reaches `budget`: their mean
     at the budget, the mean gain over the last interval (budget - every to budget) with its
-    95 % CI, the mean gain over the interval before, and how many rose in the last one."""
+    95 % CI over architectures, the mean gain over the interval before, and how many rose in
+    the last one."""
     if "run_id" not in curves:
         return pd.DataFrame()
     sub = per_trial(curves, metric, every)
     if sub.empty:
         return pd.DataFrame()
     wide = sub.set_index(["objective", "run_id", "step"])["value"].unstack("step")
+    arch_of = (curves.drop_duplicates("run_id").set_index("run_id")["arch_id"] if "arch_id" in curves
+               else pd.Series(dtype=object))
     last, before, earlier = budget, budget - every, budget - 2 * every
     rows = []
     for obj in objectives:
@@ -67,13 +74,17 @@ def final_gains(curves: pd.DataFrame, objectives, metric: str, budget: int, ever
         trials = trials[trials[last].notna() & trials[before].notna()]
         if trials.empty:
             continue
-        # sorted: the bootstrap CI must not hang on the trials' order, which follows their MLflow
-        # run ids (new ones in every copy of the store: `store copy`, `store import`)
-        gain = np.sort((trials[last] - trials[before]).to_numpy(dtype=float))
-        mean = float(gain.mean())
-        lo, hi = mean_ci(gain) if len(gain) > 1 and gain.min() < gain.max() else (mean, mean)
+        gain = (trials[last] - trials[before]).astype(float)
+        arch = pd.Series(arch_of.reindex(gain.index).to_numpy(), index=gain.index)
+        if arch.isna().any():                    # architectures unknown: the trials are the units
+            mean, lo, hi = (float(v) for v in mean_interval(gain.to_numpy()))
+            units, kind = gain.to_numpy(), "trials"
+        else:
+            mean, lo, hi = cluster_mean_ci(gain, arch)
+            units, kind = cluster_units(gain, arch)
         prior = (trials[before] - trials[earlier]).dropna() if earlier in trials and earlier > 0 else pd.Series(dtype=float)
-        rows.append({"objective": obj, "trials": len(trials), f"mean at {last:,}": trials[last].mean(),
+        rows.append({"objective": obj, "trials": len(trials), "units": f"{len(units)} {kind}",
+                     f"mean at {last:,}": trials[last].mean(),
                      "gain, last interval": mean, "ci_low": lo, "ci_high": hi,
                      "gain, interval before": prior.mean() if len(prior) else np.nan,
                      "rose in the last interval": f"{int((gain > 0).sum())} / {len(gain)}"})
@@ -84,7 +95,7 @@ def settled_sentence(gains: pd.DataFrame, metric: str, every: int) -> str:
     """One sentence a reader can act on: which objectives were still climbing over the last
     interval (95% CI of the mean gain above 0), which were falling (below 0), which neither."""
     groups = {"climbing": gains[gains["ci_low"] > 0], "falling": gains[gains["ci_high"] < 0],
-              "flat": gains[(gains["ci_low"] <= 0) & (gains["ci_high"] >= 0)]}
+              "flat": gains[~((gains["ci_low"] > 0) | (gains["ci_high"] < 0))]}
     text = {"climbing": f"still climbing at the budget (mean gain over the last {every:,} iterations above 0, "
                         "95% CI): {}; a larger budget would move their trials up the thresholds",
             "falling": "falling over the last interval (mean change below 0, 95% CI): {}; the figures at the "

@@ -10,7 +10,6 @@ Trials are paired by (arch_id, seed) for the only-A / only-B / both / neither ta
 from __future__ import annotations
 
 import itertools
-import warnings
 from typing import Iterable
 
 import numpy as np
@@ -19,6 +18,7 @@ import pandas as pd
 from ..published import published_pair_table
 from ..record import OUTCOMES, SUCCESS_RULES, TrialRecord
 from ..space import FACTORS
+from .intervals import mean_interval, rate_interval
 
 IDENTITY = ["trial_id", "arch_id", "objective", "seed", "status", "headline", "score"]
 
@@ -95,7 +95,8 @@ def pair_table(df: pd.DataFrame, a: str, b: str, thresholds, rule: str = "paper"
 
 def all_pair_tables(df: pd.DataFrame, thresholds, objectives, rule: str = "paper") -> pd.DataFrame:
     """Every pair of objectives in long format: a, b, threshold, only_a, only_b, both, neither,
-    pairs, p_mcnemar and p_holm (adjusted over the pairs compared at the same threshold)."""
+    pairs, p_mcnemar and p_holm (adjusted over the family: every pair at every threshold given),
+    and the same with the architectures as the units."""
     rows = []
     for (a, b), table in pair_tables(df, thresholds, objectives, rule).items():
         for r in table.to_dict("records"):
@@ -111,16 +112,53 @@ def all_pair_tables(df: pd.DataFrame, thresholds, objectives, rule: str = "paper
 
 def pair_tables(df: pd.DataFrame, thresholds, objectives, rule: str = "paper") -> dict[tuple[str, str], pd.DataFrame]:
     """pair_table for every pair of objectives, with "p (Holm)" and "p (arch., Holm)": its McNemar
-    and architecture-level p adjusted over all the pairs compared at the same threshold (every
-    table lists the thresholds in one order)."""
+    and architecture-level p adjusted over the whole family a reader of these tables is shown,
+    every pair at every threshold (a statement that picks the threshold where a test is
+    strongest has had pairs x thresholds chances). A test with nothing to test (no discordant
+    pair; every architecture tied) reads p = 1 and is left out of the count (`in_family`)."""
     tables = {(a, b): pair_table(df, a, b, thresholds, rule) for a, b in itertools.combinations(objectives, 2)}
-    for raw_column, adjusted_column, after in (("p (McNemar)", "p (Holm)", "p (McNemar)"),
-                                               ("p (architectures)", "p (arch., Holm)", "p (architectures)")):
-        raw = np.array([t[raw_column].to_numpy(dtype=float) for t in tables.values()])  # pairs x thresholds
-        adjusted = np.apply_along_axis(holm, 0, raw) if raw.size else raw
-        for table, column in zip(tables.values(), adjusted):
-            table.insert(table.columns.get_loc(after) + 1, adjusted_column, column)
+    if not tables:
+        return tables
+    for raw_column, adjusted_column, kind in (("p (McNemar)", "p (Holm)", "mcnemar"),
+                                              ("p (architectures)", "p (arch., Holm)", "architectures")):
+        raw = np.concatenate([t[raw_column].to_numpy(dtype=float) for t in tables.values()])
+        counted = np.concatenate([_in_family(t, a, b, kind) for (a, b), t in tables.items()])
+        adjusted = holm(raw, counted) if raw.size else raw
+        start = 0
+        for table in tables.values():
+            table.insert(table.columns.get_loc(raw_column) + 1, adjusted_column, adjusted[start:start + len(table)])
+            start += len(table)
     return tables
+
+
+def _in_family(table: pd.DataFrame, a: str, b: str, kind: str) -> np.ndarray:
+    """Which rows of a pair table hold a test that could come out below 1: McNemar given at least
+    one discordant pair, the sign-flip test given at least one architecture not tied. Both tests
+    are conditional on exactly that count, so leaving out the others keeps Holm's guarantee."""
+    if kind == "mcnemar":
+        return (table[f"only {a}"] + table[f"only {b}"]).to_numpy() > 0
+    return ((table[f"{a} ahead"] + table[f"{b} ahead"]).to_numpy() > 0) & table["p (architectures)"].notna().to_numpy()
+
+
+def pair_family(long: pd.DataFrame) -> dict[str, int]:
+    """The size of the family behind `all_pair_tables`' adjusted p-values: pairs, thresholds, and
+    how many McNemar and architecture-level tests it counts."""
+    if long.empty:
+        return {"pairs": 0, "thresholds": 0, "mcnemar": 0, "architectures": 0}
+    mcnemar = (long["only_a"] + long["only_b"]) > 0
+    arch = ((long["arch_ahead_a"] + long["arch_ahead_b"]) > 0) & long["p_arch"].notna()
+    return {"pairs": len(long[["a", "b"]].drop_duplicates()),
+            "thresholds": long["threshold"].nunique() if "threshold" in long else 1,
+            "mcnemar": int(mcnemar.sum()), "architectures": int(arch.sum())}
+
+
+def family_text(family: dict[str, int], column: str = "mcnemar") -> str:
+    """'15 pairs x 7 thresholds: 98 tests (7 with nothing to test left out)', for prose."""
+    shown = family["pairs"] * family["thresholds"]
+    counted = family[column]
+    return (f"{family['pairs']} pair{'s' if family['pairs'] != 1 else ''} x {family['thresholds']} "
+            f"threshold{'s' if family['thresholds'] != 1 else ''}: {counted} test{'s' if counted != 1 else ''}"
+            + (f" ({shown - counted} with nothing to test left out)" if shown > counted else ""))
 
 
 ARCHITECTURE_COLUMNS = ("architectures", "p (architectures)", "p (arch., Holm)",
@@ -137,15 +175,18 @@ def drop_untested(table: pd.DataFrame) -> pd.DataFrame:
     return table.drop(columns=[c for c in table.columns if c in ARCHITECTURE_COLUMNS or c.endswith(" ahead")])
 
 
-def holm(p) -> np.ndarray:
+def holm(p, counted=None) -> np.ndarray:
     """Holm's step-down adjustment (Holm 1979): p-values comparable with 0.05 as a bound on the
     chance of any false 'difference' among the m tests of one family. With 6 objectives one
     threshold compares 15 pairs, so about 0.75 raw p-values below 0.05 are expected by chance
     alone. The k-th smallest p is multiplied by m - k + 1, running maxima keep the order, and
-    nothing exceeds 1. (scipy offers only the false-discovery-rate adjustments.)"""
+    nothing exceeds 1. (scipy offers only the false-discovery-rate adjustments.)
+    counted: which tests the family counts (default: every finite p); a NaN p (no test made)
+    is never counted and stays NaN, an uncounted finite p is returned as it is."""
     p = np.asarray(p, dtype=float)
-    adjusted = np.full_like(p, np.nan)
-    tested = np.flatnonzero(np.isfinite(p))      # NaN: no test made (e.g. one architecture), not counted
+    adjusted = p.copy()
+    counted = np.isfinite(p) if counted is None else np.asarray(counted, dtype=bool) & np.isfinite(p)
+    tested = np.flatnonzero(counted)
     order = tested[np.argsort(p[tested], kind="stable")]
     m = len(order)
     adjusted[order] = np.maximum.accumulate((m - np.arange(m)) * p[order]).clip(max=1.0)
@@ -164,17 +205,6 @@ def status_counts(df: pd.DataFrame, objectives) -> pd.DataFrame:
     return out
 
 
-def mean_ci(units: np.ndarray, n_resamples: int = 2000) -> tuple[float, float]:
-    """95 % percentile bootstrap CI of the mean of `units` (scipy, fixed seed); at least two
-    different values are needed (the caller decides what a degenerate case reads as)."""
-    from scipy.stats import bootstrap
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ci = bootstrap((units,), np.mean, n_resamples=n_resamples, method="percentile",
-                       confidence_level=0.95, rng=np.random.default_rng(0)).confidence_interval
-    return float(ci.low), float(ci.high)
-
-
 def cluster_units(values: pd.Series, arch: pd.Series) -> tuple[np.ndarray, str]:
     """The independent units behind a per-trial quantity: each architecture's mean over its
     seeds, or, with a single architecture, the trials (its seeds) themselves; and which."""
@@ -182,33 +212,41 @@ def cluster_units(values: pd.Series, arch: pd.Series) -> tuple[np.ndarray, str]:
     return (per_arch, "architectures") if len(per_arch) > 1 else (values.to_numpy(dtype=float), "seeds")
 
 
-def cluster_mean_ci(values: pd.Series, arch: pd.Series, n_resamples: int = 2000) -> tuple[float, float, float]:
-    """(mean, CI low, CI high): the mean over architectures of each one's mean over its seeds,
-    with a 95 % bootstrap CI resampling `cluster_units` (a cluster bootstrap); the CI is the
-    mean itself where the units do not vary."""
+def cluster_mean_ci(values: pd.Series, arch: pd.Series) -> tuple[float, float, float]:
+    """(mean, CI low, CI high) of a continuous per-trial quantity: the mean over architectures
+    of each one's mean over its seeds, with the 95 % t-interval over those architecture means
+    (`intervals.mean_interval`; the seeds with one architecture). NaN bounds under two units."""
     units, _ = cluster_units(values, arch)
     mean = float(values.groupby(arch).mean().mean()) if len(values) else np.nan
-    if len(units) > 1 and units.min() < units.max():
-        return (mean, *mean_ci(units, n_resamples))
-    return mean, mean, mean
+    _, low, high = mean_interval(units)
+    return mean, float(low), float(high)
 
 
-def success_rates(df: pd.DataFrame, thresholds, objectives, rule: str = "paper",
-                  n_resamples: int = 2000) -> pd.DataFrame:
-    """Success rate per objective and threshold with a 95 % bootstrap CI (scipy, percentile)
-    that resamples architectures with their seeds kept together: the rate is the mean over
-    architectures of each one's success share across its seeds (a cluster bootstrap). With a
-    single architecture there is nothing to resample between, so its seeds are resampled
-    instead (column `resampled` says which)."""
+def cluster_rate_ci(ok: pd.Series, arch: pd.Series) -> tuple[float, float, float]:
+    """(rate, CI low, CI high) of a success indicator: the mean over architectures of each
+    one's success share, with the 95 % interval of `intervals.rate_interval` (never zero-width,
+    at 0/n and n/n included); NaN with no trial."""
+    if not len(ok):
+        return np.nan, np.nan, np.nan
+    units, _ = cluster_units(ok.astype(float), arch)
+    rate, low, high = rate_interval(units, len(ok))
+    return float(rate), float(low), float(high)
+
+
+def success_rates(df: pd.DataFrame, thresholds, objectives, rule: str = "paper") -> pd.DataFrame:
+    """Success rate per objective and threshold with its 95 % interval over architectures: the
+    rate is the mean over architectures of each one's success share across its seeds, the
+    interval `cluster_rate_ci`'s. With a single architecture its seeds are the units (column
+    `units` says which)."""
     rows = []
     for obj in objectives:
         sub = df[df["objective"] == obj] if len(df) else df
         arch = sub["arch_id"] if len(sub) else pd.Series(dtype=object)
         for t in thresholds:
             ok = success(sub, t, rule).astype(float) if len(sub) else pd.Series(dtype=float)
-            rate, lo, hi = cluster_mean_ci(ok, arch, n_resamples)
+            rate, lo, hi = cluster_rate_ci(ok, arch)
             rows.append({"objective": obj, "threshold": float(t), "rate": rate, "ci_low": lo, "ci_high": hi,
-                         "n": len(sub), "architectures": arch.nunique(), "resampled": cluster_units(ok, arch)[1]})
+                         "n": len(sub), "architectures": arch.nunique(), "units": cluster_units(ok, arch)[1]})
     return pd.DataFrame(rows)
 
 
@@ -219,6 +257,10 @@ def mcnemar_p(only_a: int, only_b: int) -> float:
     return float(binomtest(only_b, n, 0.5).pvalue) if n else 1.0
 
 
+SIGN_FLIP_RESAMPLES = 20_000
+SIGN_FLIP_CELLS = 2 ** 22   # units x resamples held at once in the Monte Carlo branch (32 MB of float64)
+
+
 def sign_flip_p(units) -> float:
     """Exact two-sided sign-flip test that the mean of independent paired differences is zero;
     NaN under two units. Used with the architectures as the units (`pair_table`,
@@ -227,8 +269,12 @@ def sign_flip_p(units) -> float:
     space they were drawn from: seeds of one architecture mostly agree (the report's noise floor),
     so 11 pairs won may be 4 architectures won 3 times over. With k units it cannot go below
     2^(1-k). Equal-magnitude differences (one seed per architecture) make it the exact sign test
-    (binomial, as McNemar); otherwise scipy's permutation_test enumerates the sign flips (Monte
-    Carlo, 20,000 resamples, past 16 nonzero units)."""
+    (binomial, as McNemar); otherwise scipy's permutation_test enumerates the sign flips, up to
+    16 nonzero units. Past that, a Monte Carlo of 20,000 random sign flips, drawn in batches of
+    bounded size as one matrix product each: scipy's permutation_test spends a Python call per
+    resample there (35 s for 10,000 units, and all resamples in memory at once by default),
+    which made a large trials.csv take minutes and gigabytes (issue 23). Its p counts the
+    observed statistic among the resamples, (hits + 1) / (resamples + 1), as scipy's does."""
     from scipy.stats import binomtest, permutation_test
     values = np.asarray(units, dtype=float)
     if len(values) < 2:
@@ -238,21 +284,37 @@ def sign_flip_p(units) -> float:
         return 1.0
     if np.allclose(np.abs(nonzero), abs(nonzero[0])):
         return float(binomtest(int((nonzero > 0).sum()), len(nonzero), 0.5).pvalue)
-    exact = len(nonzero) <= 16
-    return float(permutation_test((nonzero,), np.mean, permutation_type="samples", alternative="two-sided",
-                                  n_resamples=np.inf if exact else 20000, rng=np.random.default_rng(0)).pvalue)
+    if len(nonzero) <= 16:
+        return float(permutation_test((nonzero,), np.mean, permutation_type="samples", alternative="two-sided",
+                                      n_resamples=np.inf, rng=np.random.default_rng(0)).pvalue)
+    rng = np.random.default_rng(0)
+    k, total = len(nonzero), nonzero.sum()
+    observed = abs(total) * (1 - 1e-12)      # scipy's relative tolerance for ties with the observed value
+    batch, hits, done = max(1, SIGN_FLIP_CELLS // k), 0, 0
+    while done < SIGN_FLIP_RESAMPLES:
+        n = min(batch, SIGN_FLIP_RESAMPLES - done)
+        # a random bit per unit (8 per random byte); the flipped sum is 2 x (sum where the bit is 1) - total
+        plus = np.unpackbits(rng.integers(0, 256, size=(n, (k + 7) // 8), dtype=np.uint8), axis=1, count=k)
+        hits += int((np.abs(2 * (plus.astype(float) @ nonzero) - total) >= observed).sum())
+        done += n
+    return (hits + 1) / (SIGN_FLIP_RESAMPLES + 1)
 
 
 def significance_mark(p: float) -> str:
     return "**" if p < 0.01 else "*" if p < 0.05 else ""
 
 
-def net_wins(df: pd.DataFrame, threshold: float, objectives, rule: str = "paper") -> pd.DataFrame:
+def net_wins(df: pd.DataFrame, threshold: float, objectives, rule: str = "paper", thresholds=None) -> pd.DataFrame:
     """Row A, column B: (only A) - (only B) over the (architecture, seed) pairs, with * for
-    McNemar p < 0.05 and ** for p < 0.01, both Holm-adjusted over the pairs of objectives.
+    McNemar p < 0.05 and ** for p < 0.01, both Holm-adjusted over the family of the pair tables
+    (every pair at every one of `thresholds`; default: `threshold` alone).
     Positive: A survives where B fails more often."""
     out = pd.DataFrame("", index=pd.Index(list(objectives), name="A \\ B"), columns=list(objectives))
-    for r in all_pair_tables(df, [threshold], objectives, rule).itertuples():
+    family = list(thresholds) if thresholds is not None else [threshold]
+    if float(threshold) not in {float(t) for t in family}:
+        family.append(threshold)
+    long = all_pair_tables(df, family, objectives, rule)
+    for r in long[long["threshold"] == float(threshold)].itertuples():
         mark = significance_mark(r.p_holm)
         out.loc[r.a, r.b], out.loc[r.b, r.a] = f"{r.only_a - r.only_b:+d}{mark}", f"{r.only_b - r.only_a:+d}{mark}"
     for a in objectives:
@@ -262,17 +324,28 @@ def net_wins(df: pd.DataFrame, threshold: float, objectives, rule: str = "paper"
 
 def noise_floor(df: pd.DataFrame, thresholds, rule: str = "paper") -> tuple[float, int]:
     """Share of (architecture, objective, threshold) outcomes that differ between seeds, over
-    the groups with two seeds or more; and how many such groups there were."""
-    if df.empty:
-        return float("nan"), 0
-    multi = df.groupby(["arch_id", "objective"])["seed"].transform("nunique") > 1
-    sub = df[multi]
+    the groups with two seeds or more; and how many such groups there were. Pooled over
+    thresholds, it is diluted by thresholds where every trial is on one side:
+    `noise_floor_by_threshold` gives it per threshold."""
+    table = noise_floor_by_threshold(df, thresholds, rule)
+    groups = int(table["groups"].sum()) if len(table) else 0
+    return (float(table["differ"].sum() / groups), groups) if groups else (float("nan"), 0)
+
+
+def noise_floor_by_threshold(df: pd.DataFrame, thresholds, rule: str = "paper") -> pd.DataFrame:
+    """Per threshold: the (architecture, objective) groups with two seeds or more, how many of
+    them have seeds that disagree (some succeed, some fail), and that share."""
+    columns = ["threshold", "groups", "differ", "share"]
+    multi = df.groupby(["arch_id", "objective"])["seed"].transform("nunique") > 1 if len(df) else pd.Series(dtype=bool)
+    sub = df[multi] if len(df) else df
     if sub.empty:
-        return float("nan"), 0
-    differ = [sub.assign(ok=success(sub, t, rule)).groupby(["arch_id", "objective"])["ok"].nunique() > 1
-              for t in thresholds]
-    flags = pd.concat(differ)
-    return float(flags.mean()), int(len(flags))
+        return pd.DataFrame(columns=columns)
+    rows = []
+    for t in thresholds:
+        differ = sub.assign(ok=success(sub, t, rule)).groupby(["arch_id", "objective"])["ok"].nunique() > 1
+        rows.append({"threshold": float(t), "groups": len(differ), "differ": int(differ.sum()),
+                     "share": float(differ.mean())})
+    return pd.DataFrame(rows, columns=columns)
 
 
 def reference_threshold(df: pd.DataFrame, thresholds, rule: str = "paper") -> float:

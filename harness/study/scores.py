@@ -3,11 +3,12 @@
 Success counts at thresholds (results.py) are the paper's statistic, but they discard how far
 a trial cleared or missed a threshold: two objectives can split no (architecture, seed) pair at
 any threshold and still differ by a few tenths of a score, or be the same within a tenth. The
-paired difference of the score says which: its mean over the matched pairs with a 95 %
-bootstrap CI that resamples architectures (seeds kept together, as `results.success_rates`
-does), and the exact sign-flip p with the architectures as the units (`results.sign_flip_p`;
-the seeds with a single architecture), Holm-adjusted over the pairs of objectives like the
-McNemar tables.
+paired difference of the score says which: its mean over the architectures (each one's mean
+over its matched seeds) with the 95 % t-interval over those architecture means
+(`intervals.mean_interval`, the unit every interval of the report uses), and the exact
+sign-flip p with the architectures as the units (`results.sign_flip_p`; the seeds with a
+single architecture), Holm-adjusted over the pairs of objectives this table shows (its own
+family; the report's primary comparison, `primary.py`, is tested alone).
 
 Only trials whose score counts for success have one here (status ok or collapsed, the paper
 rule's `record.SUCCESS_RULES`): a diverged trial's score is missing or stale. The summary says
@@ -56,7 +57,8 @@ def summary(df: pd.DataFrame, objectives) -> pd.DataFrame:
 def paired_differences(df: pd.DataFrame, objectives) -> pd.DataFrame:
     """Every pair (a, b) of objectives over the (architecture, seed) pairs where both are scored:
     mean of a - b with its 95 % CI, how many pairs a scored higher, and the sign-flip p on the
-    architectures' mean differences (on the pairs with one architecture), raw and Holm-adjusted."""
+    architectures' mean differences (on the pairs with one architecture), raw and Holm-adjusted
+    over the pairs (a pair whose units are all 0 has nothing to test: p = 1, not counted)."""
     ok = scored(df).set_index(["arch_id", "seed"])
     rows = []
     for a, b in itertools.combinations(objectives, 2):
@@ -67,10 +69,10 @@ def paired_differences(df: pd.DataFrame, objectives) -> pd.DataFrame:
         units, kind = cluster_units(diff[0], diff["arch_id"])
         rows.append({"a": a, "b": b, "pairs": len(diff), "a - b": mean, "ci_low": lo, "ci_high": hi,
                      "a higher": f"{int((diff[0] > 0).sum())} / {len(diff)}", "units": f"{len(units)} {kind}",
-                     "p (sign flips)": sign_flip_p(units)})
+                     "p (sign flips)": sign_flip_p(units), "in family": bool(np.any(units != 0))})
     out = pd.DataFrame(rows, columns=["a", "b", "pairs", "a - b", "ci_low", "ci_high", "a higher", "units",
-                                      "p (sign flips)"])
-    out["p (Holm)"] = holm(out["p (sign flips)"].to_numpy()) if len(out) else []
+                                      "p (sign flips)", "in family"])
+    out["p (Holm)"] = holm(out["p (sign flips)"].to_numpy(), out["in family"].to_numpy(dtype=bool)) if len(out) else []
     return out
 
 

@@ -74,3 +74,23 @@ def test_final_gains_need_both_ends_of_the_last_interval():
     assert final_gains(curves, ["gan"], "fid", budget=30, every=10).empty
     one_interval = final_gains(curves[curves["step"] >= 20], ["gan"], "is", budget=30, every=10)
     assert pd.isna(one_interval["gain, interval before"].iloc[0])   # no evaluation at 10 left: no earlier gain
+
+
+def test_the_gain_interval_takes_architectures_as_units():
+    """Two architectures, three seeds each: the seeds of one move together, so the interval is
+    the t-interval over the 2 architecture means, not over 6 trials."""
+    import numpy as np
+    from scipy import stats
+    rows = []
+    for arch, gain in (("a0", 1.0), ("a1", 3.0)):
+        for s in range(3):
+            rows += [(f"{arch}-{s}", arch, "gan", "is", 10, 1.0), (f"{arch}-{s}", arch, "gan", "is", 20, 2.0),
+                     (f"{arch}-{s}", arch, "gan", "is", 30, 2.0 + gain + 0.01 * s)]
+    curves = pd.DataFrame(rows, columns=["run_id", "arch_id", "objective", "metric", "step", "value"])
+    g = final_gains(curves, ["gan"], "is", budget=30, every=10).iloc[0]
+    means = np.array([1.01, 3.01])
+    half = stats.t.ppf(0.975, 1) * means.std(ddof=1) / np.sqrt(2)
+    assert g["units"] == "2 architectures" and g["trials"] == 6
+    assert (g["ci_low"], g["ci_high"]) == pytest.approx((means.mean() - half, means.mean() + half))
+    no_arch = final_gains(curves.drop(columns="arch_id"), ["gan"], "is", budget=30, every=10).iloc[0]
+    assert no_arch["units"] == "6 trials" and no_arch["ci_high"] - no_arch["ci_low"] < g["ci_high"] - g["ci_low"]

@@ -8,6 +8,7 @@ import pytest
 from harness.published import PUBLISHED
 from harness.record import TrialRecord
 from harness.study import results
+from harness.study.intervals import rate_interval
 
 
 def frame(rows):
@@ -50,8 +51,8 @@ def test_pair_table_in_the_papers_format():
     assert long[["only_a", "only_b", "both", "neither"]].iloc[0].tolist() == [1, 0, 2, 1]   # paper rule
 
 
-def test_rates_with_bootstrap_ci_and_factor_effects():
-    rates = results.success_rates(frame(ROWS), [3.0], ["gan", "wgan-gp"], n_resamples=200)
+def test_rates_with_their_interval_and_factor_effects():
+    rates = results.success_rates(frame(ROWS), [3.0], ["gan", "wgan-gp"])
     r = rates.set_index("objective").loc["wgan-gp"]
     assert r["rate"] == 0.5 and r["ci_low"] <= 0.5 <= r["ci_high"] and r["n"] == 4
     eff = results.factor_effects(frame(ROWS), 3.0, ["gan", "wgan-gp"])
@@ -102,17 +103,34 @@ def test_net_wins_matrix_marks_significance():
     assert m.loc["wgan-gp", "gan"] == "+10**" and m.loc["gan", "wgan-gp"] == "-10**" and m.loc["gan", "gan"] == "-"
 
 
-def test_cluster_bootstrap_keeps_an_architectures_seeds_together_and_noise_floor():
+def test_rates_take_architectures_as_units_and_noise_floor_per_threshold():
     # a0 succeeds on both seeds, a1 on one of two, a2 on none: per-architecture shares 1, .5, 0
     rows = [("gan", "a0", 0, 2.0), ("gan", "a0", 1, 2.0), ("gan", "a1", 0, 2.0), ("gan", "a1", 1, 0.0),
             ("gan", "a2", 0, 0.0), ("gan", "a2", 1, 0.0)]
     df = seeded(rows)
-    r = results.success_rates(df, [1.0], ["gan"], n_resamples=500).iloc[0]
-    assert r["rate"] == 0.5 and r["architectures"] == 3 and r["n"] == 6
+    r = results.success_rates(df, [1.0], ["gan"]).iloc[0]
+    assert r["rate"] == 0.5 and r["architectures"] == 3 and r["n"] == 6 and r["units"] == "architectures"
+    assert (r["ci_low"], r["ci_high"]) == pytest.approx(tuple(float(v) for v in rate_interval([1.0, 0.5, 0.0], 6))[1:])
     assert 0 <= r["ci_low"] < 0.5 < r["ci_high"] <= 1
     share, groups = results.noise_floor(df, [1.0, 3.0])
     assert groups == 6 and share == pytest.approx(1 / 6)       # only a1 at t=1 differs between seeds
+    by_t = results.noise_floor_by_threshold(df, [1.0, 3.0]).set_index("threshold")
+    assert by_t.loc[1.0, ["groups", "differ"]].tolist() == [3, 1] and by_t.loc[1.0, "share"] == pytest.approx(1 / 3)
+    assert by_t.loc[3.0, "share"] == 0.0        # every trial fails at 3: the pooled 1/6 is this dilution
     assert math.isnan(results.noise_floor(frame(ROWS), [1.0])[0])   # one seed: no noise floor to measure
+
+
+def test_a_rate_of_0_of_n_or_n_of_n_has_an_interval_of_positive_width():
+    """0/24 used to print `0.00 [0.00, 0.00]`; the seeds of an architecture agreeing, the 8
+    architectures are what the interval can lean on."""
+    fail = seeded([("gan", f"a{i}", s, 0.0) for i in range(8) for s in range(3)])
+    r = results.success_rates(fail, [1.0], ["gan"]).iloc[0]
+    assert r["rate"] == 0.0 and r["ci_low"] == 0.0 and 0.2 < r["ci_high"] < 0.6
+    win = results.success_rates(fail, [-1.0], ["gan"]).iloc[0]
+    assert win["rate"] == 1.0 and win["ci_high"] == 1.0 and win["ci_low"] == pytest.approx(1 - r["ci_high"])
+    one = seeded([("gan", "a0", s, 0.0) for s in range(5)])     # one architecture: 5 independent seeds
+    r1 = results.success_rates(one, [1.0], ["gan"]).iloc[0]
+    assert r1["units"] == "seeds" and r1["ci_high"] == pytest.approx(1 - 0.025 ** (1 / 5))   # Clopper-Pearson 0/5
 
 
 def test_norm_d_is_inert_for_an_objective_whose_d_has_no_norm():
@@ -125,10 +143,10 @@ def test_norm_d_is_inert_for_an_objective_whose_d_has_no_norm():
     assert set(eff.loc[eff["factor"] == "norm_d", "objective"]) == {"gan"}
 
 
-def test_one_architecture_resamples_its_seeds():
+def test_one_architecture_takes_its_seeds_as_units():
     rows = [("gan", "a0", s, 2.0 if s < 2 else 0.0) for s in range(4)]
-    r = results.success_rates(seeded(rows), [1.0], ["gan"], n_resamples=500).iloc[0]
-    assert r["resampled"] == "seeds" and r["rate"] == 0.5 and r["ci_low"] < 0.5 < r["ci_high"]
+    r = results.success_rates(seeded(rows), [1.0], ["gan"]).iloc[0]
+    assert r["units"] == "seeds" and r["rate"] == 0.5 and r["ci_low"] < 0.5 < r["ci_high"]
 
 
 
@@ -147,21 +165,24 @@ def test_holm_adjustment_against_a_hand_computation():
     assert results.holm([0.003]) == pytest.approx([0.003])                      # one test: unchanged
 
 
-def test_pair_p_values_are_adjusted_over_the_pairs_at_one_threshold():
+def test_pair_p_values_are_adjusted_over_the_pairs_and_thresholds_with_something_to_test():
     # wgan-gp beats gan and lsgan on 7 of 7 pairs each (p = 2^-6 = 0.016); gan and lsgan tie
     rows = [(o, f"a{i}", 0, 2.0 if o == "wgan-gp" else 0.5) for i in range(7) for o in ("gan", "lsgan", "wgan-gp")]
     df = seeded(rows)
     long = results.all_pair_tables(df, [1.0, 3.0], ["gan", "lsgan", "wgan-gp"]).set_index(["a", "b", "threshold"])
     assert long.loc[("gan", "wgan-gp", 1.0), "p_mcnemar"] == pytest.approx(2 ** -6)
-    assert long.loc[("gan", "wgan-gp", 1.0), "p_holm"] == pytest.approx(3 * 2 ** -6)   # smallest of 3
-    assert long.loc[("lsgan", "wgan-gp", 1.0), "p_holm"] == pytest.approx(3 * 2 ** -6)  # running maximum
+    # gan vs lsgan ties on every pair (no discordance: nothing to test), so the family holds 2 tests
+    assert long.loc[("gan", "wgan-gp", 1.0), "p_holm"] == pytest.approx(2 * 2 ** -6)   # smallest of 2
+    assert long.loc[("lsgan", "wgan-gp", 1.0), "p_holm"] == pytest.approx(2 * 2 ** -6)  # running maximum
     assert long.loc[("gan", "lsgan", 1.0), "p_holm"] == 1.0
     assert (long.xs(3.0, level="threshold")["p_holm"] == 1.0).all()    # nobody succeeds at 3: no discordance
+    # ... so threshold 3 adds no test to the family, nor does gan vs lsgan at 1 (both fail everywhere)
+    assert results.pair_family(long.reset_index()) == {"pairs": 3, "thresholds": 2, "mcnemar": 2, "architectures": 2}
     tables = results.pair_tables(df, [1.0, 3.0], ["gan", "lsgan", "wgan-gp"])
     assert list(tables) == [("gan", "lsgan"), ("gan", "wgan-gp"), ("lsgan", "wgan-gp")]
-    assert tables[("gan", "wgan-gp")]["p (Holm)"].tolist() == pytest.approx([3 * 2 ** -6, 1.0])
+    assert tables[("gan", "wgan-gp")]["p (Holm)"].tolist() == pytest.approx([2 * 2 ** -6, 1.0])
     wins = results.net_wins(df, 1.0, ["gan", "lsgan", "wgan-gp"])
-    assert wins.loc["wgan-gp", "gan"] == "+7*" and wins.loc["gan", "wgan-gp"] == "-7*"   # 0.047 after Holm: one star
+    assert wins.loc["wgan-gp", "gan"] == "+7*" and wins.loc["gan", "wgan-gp"] == "-7*"   # 0.031 after Holm: one star
 
 
 def test_architecture_level_p_counts_an_architectures_seeds_once():
@@ -206,3 +227,39 @@ def test_one_architecture_has_no_architecture_columns_to_show():
     assert "p_arch" not in results.drop_untested(long) and "p_holm" in results.drop_untested(long)
     two = seeded(rows + [(o, "a1", 0, 2.0) for o in ("gan", "wgan-gp")])
     assert "p (architectures)" in results.drop_untested(results.pair_table(two, "gan", "wgan-gp", [1.0]))
+
+
+def test_the_family_is_every_pair_at_every_threshold_a_reader_is_shown():
+    """A statement that picks the threshold where a test is strongest has had pairs x thresholds
+    chances: the same 7-of-7 win read at two thresholds counts twice."""
+    rows = [(o, f"a{i}", 0, 4.0 if o == "wgan-gp" else 0.5) for i in range(7) for o in ("gan", "wgan-gp")]
+    df = seeded(rows)
+    one = results.all_pair_tables(df, [1.0], ["gan", "wgan-gp"]).iloc[0]
+    two = results.all_pair_tables(df, [1.0, 3.0], ["gan", "wgan-gp"])
+    assert one["p_holm"] == pytest.approx(2 ** -6)                       # one test: nothing to adjust
+    assert two["p_holm"].tolist() == pytest.approx([2 * 2 ** -6] * 2)   # 1 pair x 2 thresholds
+    assert two["p_arch_holm"].tolist() == pytest.approx([2 * 2 ** -6] * 2)
+    fam = results.pair_family(two)
+    assert fam == {"pairs": 1, "thresholds": 2, "mcnemar": 2, "architectures": 2}
+    assert results.family_text(fam) == "1 pair x 2 thresholds: 2 tests"
+    # net wins at 1 read the family of every threshold the report shows
+    assert results.net_wins(df, 1.0, ["gan", "wgan-gp"]).loc["wgan-gp", "gan"] == "+7*"                 # 0.016
+    assert results.net_wins(df, 1.0, ["gan", "wgan-gp"], thresholds=[1.0, 3.0, 3.5, 3.9]).loc["wgan-gp", "gan"] == "+7"
+
+
+def test_holm_counts_only_the_tests_it_is_told_to():
+    adjusted = results.holm([0.01, 1.0, 0.02], counted=[True, False, True])
+    assert adjusted.tolist() == pytest.approx([0.02, 1.0, 0.02])
+
+
+def test_sign_flip_p_past_16_units_agrees_with_scipys_monte_carlo_in_bounded_memory():
+    """Past 16 units the p is a Monte Carlo of random sign flips drawn in bounded batches (a
+    large trials.csv took minutes and gigabytes through scipy's per-resample loop)."""
+    import numpy as np
+    from scipy.stats import permutation_test
+    d = np.random.default_rng(3).standard_normal(40) + 0.35
+    scipy_p = permutation_test((d,), np.mean, permutation_type="samples", n_resamples=20000,
+                               rng=np.random.default_rng(1)).pvalue
+    assert 0.005 < scipy_p < 0.2                                  # a p where the two can be compared
+    assert results.sign_flip_p(d) == pytest.approx(scipy_p, abs=0.01)
+    assert results.sign_flip_p(-d) == results.sign_flip_p(d)     # two-sided

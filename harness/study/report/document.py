@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,14 @@ def _label_thresholds(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+def md_cell(v) -> str:
+    """A cell's text as a pipe table can hold it: '|' escaped (a method named 'a|b' would
+    otherwise split its row), with any backslashes right before it doubled so that they stay
+    text, and line breaks as spaces."""
+    text = str(v).replace("\r", " ").replace("\n", " ")
+    return re.sub(r"(\\*)\|", lambda m: m.group(1) * 2 + "\\|", text)
+
+
 def md_table(df: pd.DataFrame, index: bool = False, floatfmt: str = "{:.3g}") -> str:
     """A pipe table without the tabulate dependency."""
     df = _label_thresholds(df)
@@ -33,8 +42,8 @@ def md_table(df: pd.DataFrame, index: bool = False, floatfmt: str = "{:.3g}") ->
     def fmt(v):
         if isinstance(v, float):
             return "" if np.isnan(v) else floatfmt.format(v)
-        return str(v)
-    lines = ["| " + " | ".join(map(str, d.columns)) + " |", "|" + "---|" * len(d.columns)]
+        return md_cell(v)
+    lines = ["| " + " | ".join(map(md_cell, d.columns)) + " |", "|" + "---|" * len(d.columns)]
     lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in d.itertuples(index=False)]
     return "\n".join(lines)
 

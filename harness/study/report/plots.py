@@ -31,7 +31,7 @@ def plot_success_rates(rates: pd.DataFrame, path: Path, metric: str) -> Path:
         ax.plot(sub["threshold"], sub["rate"], marker="o", label=obj)
         ax.fill_between(sub["threshold"], sub["ci_low"], sub["ci_high"], alpha=0.15)
     ax.set_xlabel(f"threshold on {metric}")
-    ax.set_ylabel("success rate (95% bootstrap CI)")
+    ax.set_ylabel("success rate (95% CI)")
     ax.set_ylim(-0.02, 1.02)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)

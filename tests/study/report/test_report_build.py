@@ -29,7 +29,8 @@ def shard_store(shards=(1, 2), status="FINISHED"):
             runs.start(t.id, t.params())
             runs.log(t.id, [(10, {"loss_d": 1.0}), (20, {"loss_d": 0.5})])
             runs.finish(TrialRecord(t.id, t.arch.id, t.objective, t.seed, headline="modes_covered",
-                                    metrics={"modes_covered": scores[t.objective]}, iterations=20, wall_time_s=1.0))
+                                    metrics={"modes_covered": scores[t.objective], "w1_exact_2k": 8.0 / scores[t.objective]},
+                                    iterations=20, wall_time_s=1.0))
         store.end_run(client, pid, status)
     return exp
 
@@ -50,7 +51,20 @@ def test_report_merges_shards_from_mlflow_alone(project, two_shard_store):
     assert "only wgan-gp" in md and "4 / 147" in md          # ours / published at threshold 5
     assert (out / "report.html").read_text().count("<table") >= 3
     assert "## Equilibrium" in md and "Partial study" not in md
-    assert "| 3 | 0 | 4 | 0 | 0 | 4 | 0.125 | 0.125 | 4 | 0 | 4 | 0.125 | 0.125 |" in md   # ahead on all 4 architectures
+    # ahead on all 4 architectures at 3 and at 5: the family holds those 2 of its 2 x 5 (pair, threshold) rows
+    assert "| 3 | 0 | 4 | 0 | 0 | 4 | 0.125 | 0.25 | 4 | 0 | 4 | 0.125 | 0.25 |" in md
+    assert "every pair of objectives at every threshold (1 pair x 5 thresholds: 2 tests (3 with nothing to test left out))" in md
+    # the primary comparison (the default: the first two objectives' score), first and alone
+    answer = md.split("## Answer")[1].split("\n## ")[0]
+    assert answer.index("### Primary comparison") < answer.index("### Secondary results")
+    assert "Primary comparison, the default: the experiment names no primary comparison" in answer
+    assert "gan - wgan-gp: mean difference of the score -4 [-4, -4] (95% CI over 4 architectures" in answer
+    assert "sign flips over architectures p = 0.125: no difference established (p >= 0.05)" in answer
+    # 2D estimators beside what they read on the data itself (the stand-in evaluation of tests/study/report/conftest.py)
+    estimators = md.split("## The 2D estimators beside what they read on the data itself")[1].split("\n## ")[0]
+    assert "| gan | 4 | 2 [2, 2] | 4 [4, 4] |" in estimators                    # modes_covered, w1_exact_2k
+    assert "| data itself | 5 draws | 8 | 0.13 [0.11, 0.15] |" in estimators     # w1: 0.1 + 0.01 x seed 1..5
+    assert "| gan | 4 | 0 | 2 | [2, 2] | 0 | 2 | 2 | 2 | 2 | 8 |" in md           # the headline beside the data's
     # the score before any threshold: 4 architectures x 1 seed, gan 2 and wgan-gp 6 everywhere
     assert "| gan | 4 | 0 | 2 | [2, 2] | 0 | 2 | 2 | 2 | 2 |" in md
     assert "| gan | wgan-gp | 4 | -4 | [-4, -4] | 0 / 4 | 4 architectures | 0.125 | 0.125 |" in md
@@ -91,7 +105,8 @@ def test_trials_without_an_outcome_count_neither_as_successes_nor_as_failures(pr
     md = build_report("open", out_root=project / "results").read_text()
     assert "Trials recorded: 8 (2 without an outcome: running or cut off)" in md
     assert "| 5 | 4 / 4 | 2 / 2 |" in md                  # wgan-gp: 2 of its 2 outcomes, not 2 of 4
-    assert "wgan-gp 1.00 [1.00, 1.00]" in md
+    # 2 architectures, 1 seed each, both succeed: never a zero-width interval
+    assert "wgan-gp 1.00 [0.16, 1.00]" in md
     assert len(pd.read_csv(project / "results" / "open" / "trials.csv")) == 8   # the csv still lists them
 
 
@@ -173,5 +188,6 @@ def test_a_robustness_study_shows_its_headline_metric_over_training_and_whether_
     assert "| gan | 2 | 4 | 6 |" in section and "| wgan-gp | 2 | 4 | 4 |" in section
     assert "still climbing at the budget" in section and "100 iterations above 0, 95% CI): gan;" in section
     assert "no change distinguishable from 0 in the last interval: wgan-gp." in section
-    assert "| gan | 6 | 6 | +2 [" in section      # 6 trials trained the whole budget, mean 6 there, gain 2
+    # 6 trials trained the whole budget (3 architectures the units of the interval), mean 6 there, gain 2
+    assert "| gan | 6 | 3 architectures | 6 | +2 [" in section
     assert (path.parent / "plots" / "learning_curves.png").stat().st_size > 0
