@@ -1,5 +1,5 @@
 """A small sweep to carry, and a backend-neutral picture of a sweep to compare copies by
-(tests of harness/study/carry.py: test_carry*.py)."""
+(tests of harness/study/carry*.py: test_carry*.py)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,7 +8,7 @@ import pytest
 
 from harness.config import from_dict
 from harness.record import TrialRecord
-from harness.study import carry, store
+from harness.study import carry, carry_copy, store
 from harness.trial import trials_of
 
 
@@ -16,7 +16,7 @@ def made_store(path: Path) -> str:
     """An existing empty store at `path` (carry's copy of an empty store, which spares each
     test MLflow's migrations); its tracking URI."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    carry.new_sqlite_store(path)
+    carry_copy.new_sqlite_store(path)
     return f"sqlite:///{path}"
 
 
@@ -50,7 +50,7 @@ def snapshot(client, name: str, tmp: Path) -> dict:
     and end times, params, tags, full metric histories (step, timestamp, value), artifact bytes."""
     exp = client.get_experiment_by_name(name)
     out = {}
-    for run in carry.all_runs(client, exp.experiment_id):
+    for run in carry_copy.all_runs(client, exp.experiment_id):
         rid = run.info.run_id
         files = {}
         if client.list_artifacts(rid):

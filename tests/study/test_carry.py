@@ -14,7 +14,7 @@ from carry_sweeps import carried, made_store, make_sweep, snapshot, translate  #
 
 from harness.cli import main
 from harness.errors import UserError
-from harness.study import carry, store
+from harness.study import carry, carry_copy, store
 
 
 @pytest.fixture
@@ -62,12 +62,12 @@ def test_a_carried_store_resumes_and_reports_from_its_new_places(project, carrie
     assert (Path(found[cut.id]["path"]) / "state.pt").read_bytes() == b"the trial's state"
     png = client.download_artifacts(kept[done.id], "samples.png", str(home))
     assert Path(png).read_bytes() == b"\x89PNG fake"
-    runs = carry.all_runs(client, exp.experiment_id)                     # the retried attempt: still trashed
+    runs = carry_copy.all_runs(client, exp.experiment_id)                     # the retried attempt: still trashed
     assert sorted(r.info.lifecycle_stage for r in runs) == ["active", "active", "active", "deleted"]
 
 
 def test_an_older_export_with_a_plain_sqlite_file_still_imports(project, carried):
-    before = snapshot(carry.client_for(carried["uri"]), "cs", project / "a")
+    before = snapshot(carry_copy.client_for(carried["uri"]), "cs", project / "a")
     folder = shutil.copytree(carried["folder"], project / "carried")
     packed = folder / "mlflow.db.gz"
     (folder / "mlflow.db").write_bytes(gzip.decompress(packed.read_bytes()))
@@ -86,7 +86,7 @@ def test_a_copy_between_two_sqlite_stores_keeps_every_run_whole(project, cut_off
     source = snapshot(cut_off_sweep["client"], "cs", project / "a")
     other = made_store(project / "other" / "mlflow.db")
     done = carry.copy_store("cs", other, artifact_location=str(project / "other" / "artifacts"))
-    copied = snapshot(carry.client_for(other), "cs", project / "b")
+    copied = snapshot(carry_copy.client_for(other), "cs", project / "b")
     assert copied == translate(source, done["ids"])           # ids aside, every field of every run
     assert len(set(done["ids"].values())) == len(source) == 4
     assert all(r["tags"].get("checkpoint") in (None, str(cut_off_sweep["checkpoint"])) for r in copied.values())
@@ -97,7 +97,7 @@ def test_a_copy_between_two_sqlite_stores_keeps_every_run_whole(project, cut_off
     assert "exists and is not empty" in capsys.readouterr().err
     assert not (project / "back" / "mlflow.db").exists()
     again = carry.copy_store("cs", back, artifact_location=str(project / "back" / "artifacts"))
-    returned = snapshot(carry.client_for(back), "cs", project / "c")
+    returned = snapshot(carry_copy.client_for(back), "cs", project / "c")
     assert returned == translate(source, {old: again["ids"][new] for old, new in done["ids"].items()})
     assert main(["store", "copy", "cs", "--to", back]) == 2                    # the name is taken now
     assert "already holds a sweep named 'cs'" in capsys.readouterr().err
@@ -133,7 +133,7 @@ def test_refusals_write_nothing(project, cut_off_sweep, monkeypatch):
     with pytest.raises(UserError, match=r"me:\*\*\*@127.0.0.1:1/none is the store") as err:
         carry.copy_store("cs", team)
     assert "secret" not in str(err.value)                                 # no password in any message
-    assert carry.redact("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
+    assert carry_copy.redact("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
 
 
 def test_an_import_that_fails_midway_leaves_nothing(project, carried, monkeypatch):
@@ -152,7 +152,7 @@ def test_an_import_that_fails_midway_leaves_nothing(project, carried, monkeypatc
     uri = made_store(home / "mlflow.db")                   # into an existing store
     with pytest.raises(OSError, match="disk full"):
         carry.import_store(carried["folder"], checkpoints_root=home / "ckpt")
-    client = carry.client_for(uri)
+    client = carry_copy.client_for(uri)
     assert client.get_experiment_by_name("cs") is None                  # the name is free for the next try
     assert [e.name for e in client.search_experiments()] == ["Default"]
     assert sorted(p.name for p in home.iterdir()) == ["mlflow.db"]      # no artifacts, no checkpoints

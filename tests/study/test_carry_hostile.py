@@ -17,7 +17,7 @@ from carry_sweeps import carried  # noqa: F401 - fixture
 
 from harness.cli import main
 from harness.errors import UserError
-from harness.study import carry
+from harness.study import carry, carry_checks, carry_copy
 
 
 @pytest.fixture
@@ -121,7 +121,7 @@ def test_symlinks_and_special_files_are_refused_not_followed(project, sent, caps
 def test_a_gzip_bomb_stops_at_the_bound(project, sent, capsys, monkeypatch):
     """A few KB that unpack to 64 MB, against a bound of 4 MB (the real one is MAX_DB_BYTES):
     unpacking stops at the bound with a message naming the file and the bound."""
-    monkeypatch.setattr(carry, "MAX_DB_BYTES", 4 << 20)
+    monkeypatch.setattr(carry_checks, "MAX_DB_BYTES", 4 << 20)
     packer = zlib.compressobj(9, zlib.DEFLATED, 31)                  # 31: a gzip stream
     zeros = bytes(1 << 20)
     bomb = b"".join(packer.compress(zeros) for _ in range(64)) + packer.flush()
@@ -132,14 +132,14 @@ def test_a_gzip_bomb_stops_at_the_bound(project, sent, capsys, monkeypatch):
     monkeypatch.setattr(gzip.GzipFile, "read", lambda self, n=-1: read.append(n) or real_read(self, n))
     err = refused(project, sent, capsys, f"unpacks to more than {4 << 20} bytes")
     assert "mlflow.db.gz" in err
-    assert len(read) * carry.CHUNK <= (4 << 20) + 2 * carry.CHUNK       # read no further than the bound
+    assert len(read) * carry_checks.CHUNK <= (4 << 20) + 2 * carry_checks.CHUNK       # read no further than the bound
 
 
 @pytest.mark.parametrize("bound, value, match", [("MAX_FILES", 5, "more than 5 files"),
                                                  ("MAX_CARRIED_BYTES", 10, "exceed 10"),
                                                  ("MAX_MANIFEST_BYTES", 10, "larger than 10 bytes")])
 def test_sizes_and_counts_are_bounded(project, sent, capsys, monkeypatch, bound, value, match):
-    monkeypatch.setattr(carry, bound, value)
+    monkeypatch.setattr(carry_checks, bound, value)
     refused(project, sent, capsys, match)
 
 
@@ -181,8 +181,8 @@ def test_what_an_export_names_is_never_a_place_written_to(project, sent, marker)
     edit_store(sent, f"UPDATE tags SET value = '{marker}' WHERE key = 'checkpoint'")
     done = carry.import_store(sent)
     assert not marker.exists()
-    client = carry.client_for(f"sqlite:///{project / 'mlflow.db'}")
-    tags = [r.data.tags.get("checkpoint") for r in carry.all_runs(client, done["experiment_id"])]
+    client = carry_copy.client_for(f"sqlite:///{project / 'mlflow.db'}")
+    tags = [r.data.tags.get("checkpoint") for r in carry_copy.all_runs(client, done["experiment_id"])]
     assert [t for t in tags if t] == [str(project / ".ray_results" / "carried" / done["ids"][run_id])]
     assert sorted(p.name for p in project.iterdir()) == [".ray_results", "mlflow.db", "mlruns", "sent"]
     with pytest.raises(UserError, match="already holds"):
