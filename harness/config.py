@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import reprlib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,39 @@ from . import space as space_mod
 from .errors import ConfigError
 
 PAPER_THRESHOLDS = [1.0 + 0.5 * i for i in range(17)]  # WGAN-GP appendix: 1.0 ... 9.0
+
+# ---- bounds on what an experiment may ask for -------------------------------------------
+# Each is refused by name before anything runs: past them a sweep cannot finish, or the
+# machine spends its time on bookkeeping instead of training (issue 23). Memory is bounded
+# separately, by an estimate against the machine (harness/memory.py).
+MAX_TRIALS = 50_000        # per sweep: the whole 9,216-architecture grid under 5 methods; each trial is an MLflow run
+MAX_SEEDS = 1_000          # seeds listed; a seed noise floor needs a handful
+SEED_LIMIT = 2**32         # seeds are < 2^32: numpy's legacy seeds; torch.manual_seed takes them all
+MAX_THRESHOLDS = 100       # success thresholds: each is a success count per method and a pair table (17 in the paper)
+MAX_D_STEPS = 10**7        # n_critic x budget.iterations per trial: 10x the largest published budget
+                           # here (WGAN-GP's 200k iterations x 5); hours to days of one trial
+MAX_EVALUATIONS = 1_000    # per trial (budget.iterations / eval.every): each is minutes to seconds and a metric point
+MAX_FILE_BYTES = 2**20     # an experiment file (the shipped ones are a few kB)
+
+# A name becomes folder names and MLflow names: results/NAME, Tune's run folder
+# NAME-IofN-YYYYmmdd-HHMMSS (one path component: 255 bytes on ext4, xfs, btrfs, APFS, NTFS),
+# the parent run 'NAME shard I/N' (MLflow's runs.name column: 250 characters) and the MLflow
+# experiment NAME (500). Shard numbers have at most as many digits as MAX_TRIALS.
+FILENAME_MAX_BYTES = 255
+MLFLOW_RUN_NAME_MAX = 250
+MLFLOW_EXPERIMENT_NAME_MAX = 500
+_SHARD = "9" * len(str(MAX_TRIALS))
+NAME_MAX = min(FILENAME_MAX_BYTES - len(f"-{_SHARD}of{_SHARD}-YYYYmmdd-HHMMSS"),
+               MLFLOW_RUN_NAME_MAX - len(f" shard {_SHARD}/{_SHARD}"), MLFLOW_EXPERIMENT_NAME_MAX)
+
+_REPR = reprlib.Repr()
+_REPR.maxstring, _REPR.maxother, _REPR.maxlist, _REPR.maxdict, _REPR.maxlevel = 80, 80, 8, 8, 3
+
+
+def _short(value) -> str:
+    """A value as an error message quotes it: repr, cut to a line (a 1 MB value stays 1 MB in
+    the file, not in every message that names it)."""
+    return _REPR.repr(value)
 
 
 @dataclass
@@ -148,9 +182,9 @@ def _check_type(value, hint, where):
         dict: lambda v: isinstance(v, dict),
     }[expected](value)
     if not ok:
-        raise ConfigError(where, f"expected {expected.__name__}, got {value!r}")
+        raise ConfigError(where, f"expected {expected.__name__}, got {_short(value)}")
     if expected is float and not math.isfinite(value):
-        raise ConfigError(where, f"must be a finite number, got {value!r}")
+        raise ConfigError(where, f"must be a finite number, got {_short(value)}")
     return float(value) if expected is float else value
 
 
@@ -159,20 +193,30 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9._-]+")
 
 
 def check_name(name, where: str = "name") -> str:
-    """A study name: letters, digits, '.', '_', '-', and not only dots."""
+    """A study name: letters, digits, '.', '_', '-', not only dots, not starting with '-' (the
+    printed `python -m harness report NAME` would read it as an option), at most NAME_MAX
+    characters (every folder and MLflow name made from it fits)."""
     if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name) or set(name) == {"."}:
-        raise ConfigError(where, f"{name!r} is not a usable name: use letters, digits, '.', '_' and '-' "
+        raise ConfigError(where, f"{_short(name)} is not a usable name: use letters, digits, '.', '_' and '-' "
                                  "(it becomes a folder name and an MLflow experiment name)")
+    if name.startswith("-"):
+        raise ConfigError(where, f"{_short(name)} starts with '-', which a command line reads as an option; "
+                                 "start it with a letter or digit")
+    if len(name) > NAME_MAX:
+        raise ConfigError(where, f"{len(name)} characters; at most {NAME_MAX}, so that the folder "
+                                 f"NAME-IofN-YYYYmmdd-HHMMSS fits a {FILENAME_MAX_BYTES}-byte file name and "
+                                 f"'NAME shard I/N' an MLflow run name")
     return name
 
 
 def _build(cls, data, where):
     if not isinstance(data, dict):
-        raise ConfigError(where, f"expected a mapping of settings, got {data!r}")
+        raise ConfigError(where, f"expected a mapping of settings, got {_short(data)}")
     hints = typing.get_type_hints(cls)
     unknown = set(data) - set(hints)
     if unknown:
-        raise ConfigError(f"{where}.{sorted(unknown)[0]}" if where else sorted(unknown)[0],
+        key = _short(sorted(unknown, key=str)[0]).strip("'")
+        raise ConfigError(f"{where}.{key}" if where else key,
                           f"unknown key; valid keys here: {sorted(hints)}")
     kwargs = {k: _check_type(v, hints[k], f"{where}.{k}" if where else k) for k, v in data.items()}
     return cls(**kwargs)
@@ -190,16 +234,62 @@ def validate(e: Experiment) -> Experiment:
     if e.dataset not in DATASETS:
         raise ConfigError("dataset", f"unknown dataset {e.dataset!r}; valid: {sorted(DATASETS)}")
     _validate_objectives(e)
-    if not e.seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in e.seeds):
-        raise ConfigError("seeds", f"expected a non-empty list of integers >= 0, got {e.seeds!r}")
+    if len(e.seeds) > MAX_SEEDS:
+        raise ConfigError("seeds", f"{len(e.seeds)} seeds; at most {MAX_SEEDS} (config.MAX_SEEDS)")
+    if not e.seeds or not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s < SEED_LIMIT
+                              for s in e.seeds):
+        raise ConfigError("seeds", f"expected a non-empty list of integers in 0 .. 2^32 - 1, got {_short(e.seeds)}")
     if len(set(e.seeds)) != len(e.seeds):
-        raise ConfigError("seeds", f"a seed is named twice: {e.seeds!r}")
+        raise ConfigError("seeds", f"a seed is named twice: {_short(e.seeds)}")
     _validate_space(e.space)
     _validate_evaluation(e)
     _validate_training(e)
     _validate_conditional(e)
     _validate_primary(e)
+    check_work(e)
     return e
+
+
+def count_archs(s: SpaceConfig) -> int:
+    """How many architectures the space section names, without building them."""
+    if s.mode == "sample":
+        return s.n
+    if s.mode == "grid":
+        return math.prod(len(s.restrict.get(f, values)) for f, values in space_mod.FACTORS.items())
+    return len(s.presets) if s.mode == "presets" else len(s.ids)
+
+
+def check_d_steps(e: Experiment, method: str, where: str) -> None:
+    """n_critic x budget.iterations of one method within MAX_D_STEPS: a trial of
+    `gan@n_critic=1000000000` would never finish its first iteration (nor report progress)."""
+    from .objectives import family_of, get_objective
+    n_critic = get_objective(method, **e.objective_overrides.get(family_of(method), {})).settings.n_critic
+    if n_critic * e.budget.iterations > MAX_D_STEPS:
+        raise ConfigError(where, f"{_short(method)}: n_critic {n_critic} x budget.iterations {e.budget.iterations} "
+                                 f"= {n_critic * e.budget.iterations} D steps per trial; at most {MAX_D_STEPS} "
+                                 "(config.MAX_D_STEPS)")
+
+
+def check_work(e: Experiment) -> None:
+    """The work an experiment asks for, within the MAX_* bounds above: trials per sweep, D steps
+    and evaluations per trial. Checked from counts alone (nothing in proportion to them is built)."""
+    counts = {"space": count_archs(e.space), "seeds": len(e.seeds), "objectives": len(e.objectives)}
+    trials = math.prod(counts.values())
+    if trials > MAX_TRIALS:
+        raise ConfigError(max(counts, key=counts.get),
+                          f"{counts['space']} architectures x {counts['seeds']} seeds x {counts['objectives']} "
+                          f"methods = {trials} trials; a sweep runs at most {MAX_TRIALS} (config.MAX_TRIALS): "
+                          "split it into several experiments")
+    iterations = e.budget.iterations
+    if iterations > MAX_D_STEPS:
+        raise ConfigError("budget.iterations", f"{iterations} generator iterations; a trial takes at most "
+                                               f"{MAX_D_STEPS} D steps (config.MAX_D_STEPS)")
+    for i, name in enumerate(e.objectives):
+        check_d_steps(e, name, f"objectives[{i}]")
+    if e.eval.every and iterations // e.eval.every + 1 > MAX_EVALUATIONS:
+        raise ConfigError("eval.every", f"every {e.eval.every} of {iterations} iterations is "
+                                        f"{iterations // e.eval.every + 1} evaluations per trial; at most "
+                                        f"{MAX_EVALUATIONS} (config.MAX_EVALUATIONS)")
 
 
 def _validate_objectives(e: Experiment) -> None:
@@ -207,6 +297,8 @@ def _validate_objectives(e: Experiment) -> None:
     if not e.objectives:
         raise ConfigError("objectives", "name at least one objective")
     for i, name in enumerate(e.objectives):
+        if not isinstance(name, str):   # quoted short: a value can be any size
+            raise ConfigError(f"objectives[{i}]", f"expected an objective name, got {_short(name)}")
         _validate_method(name, f"objectives[{i}]", e.budget.batch_size)
     if len(set(e.objectives)) != len(e.objectives):
         raise ConfigError("objectives", "an objective is named twice")
@@ -265,7 +357,7 @@ def _validate_space(s: SpaceConfig) -> None:
         allowed = space_mod.FACTORS[factor]
         for v in values:
             if v not in allowed or type(v) is not type(allowed[0]):
-                raise ConfigError(where, f"{v!r} is not one of {list(allowed)}")
+                raise ConfigError(where, f"{_short(v)} is not one of {list(allowed)}")
     if s.mode == "sample":
         _positive(s.n, "space.n")
         size = len(space_mod.enumerate_space(s.restrict or None))
@@ -301,10 +393,17 @@ def _validate_evaluation(e: Experiment) -> None:
         raise ConfigError("eval.real_split", f"{e.eval.real_split!r} is not one of ['train', 'test']")
     if not e.thresholds:
         raise ConfigError("thresholds", "name at least one threshold")
+    if len(e.thresholds) > MAX_THRESHOLDS:
+        raise ConfigError("thresholds", f"{len(e.thresholds)} thresholds; at most {MAX_THRESHOLDS} "
+                                        "(config.MAX_THRESHOLDS)")
     for i, t in enumerate(e.thresholds):
         if not isinstance(t, (int, float)) or isinstance(t, bool) or not math.isfinite(t):
-            raise ConfigError(f"thresholds[{i}]", f"expected a finite number, got {t!r}")
+            raise ConfigError(f"thresholds[{i}]", f"expected a finite number, got {_short(t)}")
     e.thresholds = sorted(float(t) for t in e.thresholds)
+    repeated = sorted({a for a, b in zip(e.thresholds, e.thresholds[1:]) if a == b})
+    if repeated:   # each threshold is one success count per method: a repeat breaks the tables
+        raise ConfigError("thresholds", f"{', '.join(f'{t:g}' for t in repeated)} named more than once; "
+                                        "name each threshold once")
     if e.thresholds_relative and e.thresholds[0] <= 0:
         raise ConfigError("thresholds", f"relative thresholds are fractions of the real score: > 0, got {e.thresholds[0]}")
     from .record import SUCCESS_RULES
@@ -389,14 +488,78 @@ def from_dict(data: dict, default_name: str = "experiment") -> Experiment:
     return validate(_build(Experiment, data, ""))
 
 
+class _ExperimentLoader(yaml.SafeLoader):
+    """yaml.safe_load's loader (the same tags and types) that refuses anchors and aliases.
+
+    An alias repeats a node without repeating its text, so a file of a few hundred bytes can
+    stand for gigabytes (811 bytes under `objectives:` became a 351 MB error message). No
+    shipped experiment uses them; without them a document is no larger than its file, which
+    load_experiment caps at MAX_FILE_BYTES."""
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        anchor = getattr(event, "anchor", None)
+        if anchor is not None:
+            raise ConfigError("experiment", f"line {event.start_mark.line + 1}: YAML anchors and aliases "
+                                            f"(&{_short(anchor)[1:-1]} / *{_short(anchor)[1:-1]}) are not "
+                                            "supported in experiment files; write the value out")
+        return super().compose_node(parent, index)
+
+
+def _check_duplicate_keys(loader: yaml.SafeLoader, node, where: str = "") -> None:
+    """A key given twice in one mapping: YAML would keep the last silently (a second
+    `budget:` turned a 50-iteration study into 999,999), so it is an error naming the key."""
+    if isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _check_duplicate_keys(loader, item, f"{where}[{i}]")
+    elif isinstance(node, yaml.MappingNode):
+        seen: dict = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True) if isinstance(key_node, yaml.ScalarNode) else None
+            path = f"{where}.{_short(key).strip(chr(39))}" if where else _short(key).strip(chr(39))
+            if key is not None and key_node.tag != "tag:yaml.org,2002:merge":
+                line = key_node.start_mark.line + 1
+                try:
+                    if key in seen:
+                        raise ConfigError(path, f"given twice (lines {seen[key]} and {line}); "
+                                                "YAML would keep only the last: remove one")
+                    seen[key] = line
+                except TypeError:   # an unhashable key: construct_document names it
+                    pass
+            _check_duplicate_keys(loader, value_node, path)
+
+
+def _load_yaml(text: str):
+    """safe_load's result for `text`, refusing anchors, aliases and repeated keys."""
+    loader = _ExperimentLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_duplicate_keys(loader, node)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
 def load_experiment(path: str | Path) -> Experiment:
     path = Path(path)
     if not path.is_file():
         raise ConfigError("experiment", f"no such file: {path}")
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise ConfigError("experiment", f"{path} is {size} bytes; an experiment file is at most {MAX_FILE_BYTES} "
+                                        "(config.MAX_FILE_BYTES)")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = _load_yaml(path.read_text())
+    except ConfigError as err:
+        raise ConfigError(err.field, f"{path}: {str(err).split(': ', 1)[1]}") from None
     except yaml.YAMLError as err:
         raise ConfigError("experiment", f"{path} is not valid YAML: {err}") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError("experiment", f"{path} is not UTF-8 text: {err}") from None
+    except RecursionError:
+        raise ConfigError("experiment", f"{path} nests too deeply to read") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):

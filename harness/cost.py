@@ -52,6 +52,40 @@ def count_flops(fn) -> int:
     return int(counter.get_total_flops())
 
 
+# An evaluation: G makes eval.n_samples samples (a forward each) and the evaluator's network
+# reads them; the real side's features are extracted once per sweep and cached
+# (evaluate/fidelity.py). toy2d has no network: its exact W1 and KDE are timed instead
+# (study/sweep/dry_run.py).
+def extractor_flops(evaluator: str) -> int:
+    """Forward FLOPs of the evaluator's feature network for one sample, counted on the meta
+    device: torchvision's Inception-v3 at 299 x 299 (the architecture of torch-fidelity's
+    inception-v3-compat, which resizes every image to 299), the shipped classifier at 32 x 32;
+    0 for toy2d."""
+    if evaluator == "toy2d":
+        return 0
+    with torch.device("meta"):
+        if evaluator == "inception":
+            from torchvision.models import inception_v3
+            net, x = inception_v3(weights=None, aux_logits=False, init_weights=False), torch.empty(1, 3, 299, 299)
+        else:
+            from .evaluate.classifier import SmallCNN
+            net, x = SmallCNN(), torch.empty(1, 1, 32, 32)
+        with torch.no_grad():
+            return count_flops(lambda: net.eval()(x))
+
+
+def evaluations_per_trial(exp) -> int:
+    """Every eval.every iterations and at the last (train._loop)."""
+    every, iterations = exp.eval.every, exp.budget.iterations
+    return 1 if not every else iterations // every + (1 if iterations % every else 0)
+
+
+def evaluation_flops(trial: Trial, extractor: int) -> int:
+    """FLOPs of one trial's evaluations: n_samples x (G forward + the extractor) each."""
+    g, _ = forward_flops(trial)
+    return evaluations_per_trial(trial.experiment) * trial.experiment.eval.n_samples * (g + extractor)
+
+
 def forward_flops(trial: Trial) -> tuple[int, int]:
     """(G, D) forward FLOPs for one sample, on the meta device; a conditional pair gets a label."""
     exp, objective = trial.experiment, trial.make_objective()

@@ -18,9 +18,12 @@ class UsageError(UserError):
 class ConfigError(UserError, ValueError):
     """A bad experiment: `field` is the dotted path of the offending key."""
 
+    MAX_CHARS = 2000   # a message quotes values: bounded, whatever the value (config._short cuts them first)
+
     def __init__(self, field: str, message: str):
-        self.field = field
-        super().__init__(f"{field}: {message}")
+        self.field = field if len(field) <= 200 else field[:200] + "..."
+        text = f"{self.field}: {message}"
+        super().__init__(text if len(text) <= self.MAX_CHARS else text[: self.MAX_CHARS] + f"... ({len(text)} characters)")
 
 
 class UnknownName(UserError, KeyError):

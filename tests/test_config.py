@@ -143,3 +143,155 @@ def test_conditional_defaults_off_and_allows_input_remedies():
     e = from_dict({"dataset": "ring8", "conditional": True, "objectives": ["gan", "wgan-gp+instance-noise:0.1"]})
     assert e.conditional and trials_of(e)[0].params()["conditional"] is True
     assert from_dict({"dataset": "fashion_mnist", "conditional": True}).conditional   # fmnist-classifier by auto
+
+
+# ---- issue 23 section 2: inputs that make a sweep unfinishable or take the machine down ----------
+
+import time  # noqa: E402
+
+from harness import cli, config  # noqa: E402
+
+
+@pytest.mark.parametrize("thresholds,relative,repeated", [
+    ([7, 4, 4, 1], False, "4"),
+    ([1, 1.0], False, "1"),
+    ([2.5, 2.5, 2.5], False, "2.5"),
+    ([3, 1, 3, 1], False, "1, 3"),
+    ([0.5, 0.9, 0.5], True, "0.5"),
+])
+def test_a_repeated_threshold_is_refused_before_anything_trains(thresholds, relative, repeated):
+    """Each threshold is one success count per method: a repeat crashed the aggregation after every trial."""
+    with pytest.raises(ConfigError) as err:
+        from_dict({"dataset": "ring8", "thresholds": thresholds, "thresholds_relative": relative})
+    assert err.value.field == "thresholds" and f"{repeated} named more than once" in str(err.value)
+
+
+@pytest.mark.parametrize("data,field,words", [
+    ({"budget": {"iterations": 10**12}}, "budget.iterations", f"at most {config.MAX_D_STEPS} D steps"),
+    ({"budget": {"iterations": config.MAX_D_STEPS + 1}}, "budget.iterations", "D steps"),
+    ({"objectives": ["gan", "gan@n_critic=1000000000"]}, "objectives[1]", "n_critic 1000000000 x budget.iterations"),
+    ({"objectives": ["wgan-gp"], "budget": {"iterations": config.MAX_D_STEPS // 5 + 1}}, "objectives[0]",
+     "n_critic 5 x budget.iterations"),
+    ({"objectives": ["gan"], "objective_overrides": {"gan": {"n_critic": 10**6}}}, "objectives[0]", "n_critic 1000000"),
+    ({"seeds": list(range(100_000))}, "seeds", f"at most {config.MAX_SEEDS}"),
+    ({"seeds": list(range(config.MAX_SEEDS + 1))}, "seeds", "seeds; at most"),
+    ({"seeds": [2**64]}, "seeds", "0 .. 2^32 - 1"),
+    ({"space": {"mode": "grid"}, "seeds": [0, 1, 2, 3, 4, 5]}, "space", "trials; a sweep runs at most"),
+    ({"space": {"mode": "ids", "ids": ["dcgan"]}, "seeds": list(range(1000)),
+      "objectives": [f"gan@lr_d={i + 1}e-4" for i in range(51)]}, "seeds", "51000 trials"),
+    ({"thresholds": [float(i) for i in range(config.MAX_THRESHOLDS + 1)]}, "thresholds", "thresholds; at most"),
+    ({"eval": {"every": 1}, "budget": {"iterations": 5000}}, "eval.every", "5001 evaluations per trial"),
+])
+def test_work_past_its_bound_is_refused_by_name(data, field, words):
+    with pytest.raises(ConfigError) as err:
+        from_dict({"dataset": "ring8", **data})
+    assert err.value.field == field and words in str(err.value), str(err.value)
+
+
+def test_work_at_its_bound_passes():
+    e = from_dict({"dataset": "ring8", "objectives": ["gan"], "budget": {"iterations": config.MAX_D_STEPS},
+                   "seeds": list(range(config.MAX_SEEDS)), "eval": {"every": config.MAX_D_STEPS // (config.MAX_EVALUATIONS - 1)},
+                   "thresholds": [float(i) for i in range(config.MAX_THRESHOLDS)]})
+    assert e.budget.iterations == config.MAX_D_STEPS and len(e.seeds) == config.MAX_SEEDS
+
+
+def _write(tmp_path, text, name="study.yaml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("text,field,lines", [
+    ("dataset: ring8\nbudget: {iterations: 50}\nseeds: [0]\nbudget: {iterations: 999999}\n", "budget", "lines 2 and 4"),
+    ("dataset: ring8\nbudget:\n  iterations: 50\n  batch_size: 8\n  iterations: 999999\n", "budget.iterations",
+     "lines 3 and 5"),
+    ("dataset: ring8\neval: {n_samples: 100, n_samples: 200}\n", "eval.n_samples", "lines 2 and 2"),
+    ("dataset: ring8\n'dataset': grid25\n", "dataset", "lines 1 and 2"),
+    ("dataset: ring8\nobjective_overrides:\n  gan: {lr_d: 1.0e-4}\n  gan: {lr_d: 1.0}\n", "objective_overrides.gan",
+     "lines 3 and 4"),
+])
+def test_a_key_given_twice_is_an_error_naming_it(tmp_path, text, field, lines):
+    """YAML keeps the last silently: a second `budget:` turned a 50-iteration study into 999,999."""
+    with pytest.raises(ConfigError) as err:
+        load_experiment(_write(tmp_path, text))
+    assert err.value.field == field and f"given twice ({lines})" in str(err.value), str(err.value)
+
+
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi"))
+
+
+@pytest.mark.parametrize("text", [
+    "dataset: ring8\nobjectives: &o [gan]\n",
+    "base: &b {iterations: 10}\n",
+    "dataset: ring8\nbudget: &b {iterations: 10}\neval: *b\n",
+    "dataset: ring8\nbudget: &b {iterations: 10}\n<<: *b\n",
+    "dataset: ring8\nobjectives:\n  " + BOMB.replace("\n", "\n  ") + "\n",
+])
+def test_anchors_and_aliases_are_refused_whatever_they_would_expand_to(tmp_path, text):
+    """An alias bomb of 811 bytes under objectives: made a 351 MB error message (1.9 GB of RAM)."""
+    start = time.perf_counter()
+    with pytest.raises(ConfigError) as err:
+        load_experiment(_write(tmp_path, text))
+    assert err.value.field == "experiment" and "anchors and aliases" in str(err.value)
+    assert len(str(err.value)) < 500 and time.perf_counter() - start < 1
+
+
+def test_an_oversized_file_is_refused_unread(tmp_path):
+    path = _write(tmp_path, "dataset: ring8\n" + "#" * config.MAX_FILE_BYTES + "\n")
+    with pytest.raises(ConfigError, match=f"at most {config.MAX_FILE_BYTES}"):
+        load_experiment(path)
+
+
+@pytest.mark.parametrize("data,field", [
+    ({"seeds": [-1] * 10**6}, "seeds"),
+    ({"budget": "x" * 10**6}, "budget"),
+    ({"objectives": [list(range(10**6))]}, "objectives[0]"),
+    ({"thresholds": [1.0, {"k": "v" * 10**6}]}, "thresholds[1]"),
+    ({"x" * 10**6: 1}, None),   # an unknown key, named cut short
+    ({"name": "n" * 10**6}, "name"),
+])
+def test_error_messages_quote_values_briefly(data, field):
+    with pytest.raises(ConfigError) as err:
+        from_dict({"dataset": "ring8", **data})
+    assert err.value.field == field if field else err.value.field.startswith("xxx") and len(err.value.field) < 100
+    assert len(str(err.value)) < 1000
+
+
+@pytest.mark.parametrize("name,words", [
+    ("a" * (config.NAME_MAX + 1), f"at most {config.NAME_MAX}"),
+    ("a" * 250, f"at most {config.NAME_MAX}"),
+    ("a" * 5000, f"at most {config.NAME_MAX}"),
+    ("-rf", "starts with '-'"),
+    ("--help", "starts with '-'"),
+    ("-", "starts with '-'"),
+])
+def test_names_that_cannot_become_folders_or_commands_are_refused(name, words):
+    with pytest.raises(ConfigError) as err:
+        from_dict({"dataset": "ring8", "name": name})
+    assert err.value.field == "name" and words in str(err.value)
+    assert len(str(err.value)) < 500
+
+
+def test_the_longest_name_fits_every_folder_and_mlflow_name_made_from_it():
+    name = "a" * config.NAME_MAX
+    assert from_dict({"dataset": "ring8", "name": name}).name == name
+    n = config.MAX_TRIALS                      # the widest shard numbers
+    tune_run = f"{name}-{n}of{n}-{time.strftime('%Y%m%d-%H%M%S')}"   # study/sweep/driver.fit
+    parent_run = f"{name} shard {n}/{n}"                              # study/store.start_parent
+    assert len(tune_run.encode()) <= config.FILENAME_MAX_BYTES
+    assert len(parent_run) <= config.MLFLOW_RUN_NAME_MAX and len(name) <= config.MLFLOW_EXPERIMENT_NAME_MAX
+
+
+@pytest.mark.parametrize("argv", [["sweep", "{path}", "--name=-rf"], ["sweep", "{path}", "--name=" + "a" * 300],
+                                  ["sweep", "{path}"], ["train", "{path}"]])
+def test_bad_names_and_files_exit_2_through_the_cli_before_anything_is_written(tmp_path, monkeypatch, capsys, argv):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    good = _write(tmp_path, "dataset: ring8\nbudget: {iterations: 5}\n", "good.yaml")
+    twice = _write(tmp_path, "dataset: ring8\nbudget: {iterations: 5}\nbudget: {iterations: 999999}\n", "twice.yaml")
+    path = good if any(a.startswith("--name") for a in argv) else twice
+    assert cli.main([a.replace("{path}", str(path)) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and ("--name" in err or "budget: " in err), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["good.yaml", "twice.yaml"]

@@ -168,3 +168,50 @@ def test_measuring_d_changes_no_training():
     once = run_trial(toy_trial("gan", 20))
     often = run_trial(toy_trial("gan", 20, every=5))
     assert json.dumps(once.metrics) == json.dumps(often.metrics)
+
+
+@pytest.mark.parametrize("iterations,every,steps", [(7, 3, [3, 6, 7]), (6, 3, [3, 6]), (5, 0, [5]), (4, 10, [4]),
+                                                    (3, 1, [1, 2, 3])])
+def test_evaluations_fall_every_n_iterations_and_at_the_last(monkeypatch, iterations, every, steps):
+    import harness.train as train
+    seen = []
+
+    def evaluate(self):
+        seen.append(self.session.done)
+        return {"modes_covered": 8.0, "n_modes": 8.0}, 0.0
+    monkeypatch.setattr(train.Evaluation, "__call__", evaluate)
+    record = run_trial(toy_trial("gan", iterations, every=every, batch=16))
+    assert record.status == "ok", record.error
+    assert seen == steps and [h["step"] for h in record.history] == steps
+
+
+def test_the_schedule_allocates_nothing_in_proportion_to_the_budget(monkeypatch):
+    """budget.iterations 1e12 took 8 GB in 24 s: the evaluation steps were a set built up front.
+    With 1e7 iterations evaluated at every one, the old set held 10 million ints (~500 MB of
+    Python objects); what the loop allocates must not grow with the budget."""
+    import tracemalloc
+
+    import harness.train as train
+
+    class Stop(Exception):
+        pass
+    calls = []
+    plain = train.Session.iteration
+
+    def iteration(self, log_grads=False):
+        calls.append(1)
+        if len(calls) > 3:
+            raise Stop("enough")
+        return plain(self, log_grads)
+    monkeypatch.setattr(train.Session, "iteration", iteration)
+    monkeypatch.setattr(train.Evaluation, "__call__", lambda self: ({"modes_covered": 8.0, "n_modes": 8.0}, 0.0))
+    trial = toy_trial("gan", 10, every=1, batch=16)
+    trial.experiment.budget.iterations = 10**7
+    tracemalloc.start()
+    try:
+        record = run_trial(trial)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert record.status == "failed" and "Stop: enough" in record.error and record.iterations == 3
+    assert peak < 20 * 2**20, f"{peak / 2**20:.0f} MB traced"

@@ -36,7 +36,16 @@ from pathlib import Path
 from ..errors import UserError
 from . import store
 from .carry_checks import FORMAT, MANIFEST, ExportSweep
-from .carry_copy import StoreSweep, Target, client_for, copy_sweep, redact
+from .carry_copy import StoreSweep, Target, client_for, copy_sweep, redact, scrub
+
+
+def open_sweep(uri: str, name: str) -> StoreSweep:
+    """Sweep `name` in the store at `uri`; a store that cannot be reached is the user's to fix."""
+    from mlflow.exceptions import MlflowException
+    try:
+        return StoreSweep(client_for(uri), name, redact(uri))
+    except (MlflowException, OSError) as err:
+        raise UserError(f"cannot read the MLflow store {redact(uri)}: {scrub(str(err).splitlines()[0], uri)}") from None
 
 
 def copy_store(name: str, to_uri: str, from_uri: str | None = None, artifact_location: str | None = None) -> dict:
@@ -45,7 +54,7 @@ def copy_store(name: str, to_uri: str, from_uri: str | None = None, artifact_loc
     from_uri = from_uri or store.tracking_uri()
     if to_uri == from_uri:
         raise UserError(f"--to {redact(to_uri)} is the store the sweep is read from")
-    source = StoreSweep(client_for(from_uri), name, redact(from_uri))
+    source = open_sweep(from_uri, name)
     done = copy_sweep(source, Target(to_uri, name), artifact_location)
     return {**done, "sweep": name, "to": redact(to_uri)}
 
@@ -77,7 +86,7 @@ def export_store(name: str, dest: Path) -> dict:
     new sqlite store, their artifacts, the checkpoints of unfinished trials. An earlier export
     at `dest` is replaced whole, and only when the new one is complete."""
     uri = store.tracking_uri()
-    source = StoreSweep(client_for(uri), name, redact(uri))
+    source = open_sweep(uri, name)
     dest.parent.mkdir(parents=True, exist_ok=True)
     staged = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=dest.parent)).resolve()
     try:

@@ -36,6 +36,12 @@ def redact(uri: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
 
 
+def scrub(text: str, uri: str) -> str:
+    """`text` (an error MLflow raised about `uri`, which quotes the URL) without the URI's password."""
+    password = urlsplit(uri).password
+    return text.replace(password, "***") if password else text
+
+
 def client_for(uri: str):
     """An MlflowClient on `uri`, MLflow's info chatter silenced; unlike store.get_client it
     neither changes the global tracking URI nor opens MLFLOW_TRACKING_URI's store."""
@@ -170,7 +176,7 @@ class Target:
             exists = self.client.get_experiment_by_name(name)
         except (MlflowException, OSError) as err:
             self.discard()
-            raise UserError(f"cannot reach the MLflow store {redact(uri)}: {str(err).splitlines()[0]}") from None
+            raise UserError(f"cannot reach the MLflow store {redact(uri)}: {scrub(str(err).splitlines()[0], uri)}") from None
         if exists is not None:
             self.discard()
             where = " (in MLflow's trash)" if exists.lifecycle_stage == "deleted" else ""

@@ -168,3 +168,15 @@ def test_the_cli_exports_imports_and_copies(project, cut_off_sweep, monkeypatch,
     assert "3 runs (+1 in the trash)" in out and "continue with: python -m harness sweep FILE --resume" in out
     assert main(["store", "import", str(project / "carried")]) == 2     # the sweep is there now
     assert "already holds a sweep named 'cs'" in capsys.readouterr().err
+
+
+def test_an_unreachable_store_is_refused_without_its_password(project, cut_off_sweep, monkeypatch, capsys):
+    from conftest import free_port
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    dead = f"http://me:secret@127.0.0.1:{free_port()}"
+    assert main(["store", "copy", "cs", "--to", dead]) == 2
+    assert main(["store", "copy", "cs", "--from", dead, "--to", f"sqlite:///{project / 'new.db'}"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("cannot reach the MLflow store http://me:***@127.0.0.1") == 1
+    assert err.count("cannot read the MLflow store http://me:***@127.0.0.1") == 1
+    assert "secret" not in err and not (project / "new.db").exists()

@@ -50,6 +50,8 @@ def check_inputs(path: str | Path) -> Experiment:
         else:
             load_images(exp.dataset, "train", root=exp.data.root, path=exp.data.path, limit=1)
     make_evaluator(exp, "cpu")
+    from ...memory import check_machine
+    check_machine(exp)   # each trial's estimated peak memory against this machine's RAM / GPU (harness/memory.py)
     return exp
 
 
