@@ -77,8 +77,6 @@ def cmd_train(args):
     objective = args.objective or exp.objectives[0]
     get_objective(objective)  # an unknown name stops here, listing the valid ones
     trial = Trial(exp, resolve_arch(args.arch) if args.arch else exp.archs()[0], objective, args.seed)
-    from .memory import check_machine
-    check_machine(exp, [trial])   # the work bounds again (--iterations) and its memory against this machine
     print(f"trial {trial.id}: {trial.arch.describe()} / {trial.objective} / seed {trial.seed} on {exp.dataset}, "
           f"{exp.budget.iterations} generator iterations", file=sys.stderr)
     record = run_trial(trial, progress=True)
@@ -174,10 +172,15 @@ def cmd_bench(args):
 
 
 def add_pairs_parser(sub) -> None:
-    q = sub.add_parser("pairs", help="success counts and McNemar pair tests (raw and Holm) from a trials.csv")
+    q = sub.add_parser("pairs", help="success counts and McNemar pair tests (raw and Holm) from a trials.csv",
+                       description="Holm adjusts over the family asked for: every pair of the objectives compared "
+                       "at every --threshold given (docs/statistics.md). The csv is checked first: a trial named "
+                       "twice, a text or infinite score, or a missing one where the outcome counts it, is refused "
+                       "with its row and column.")
     q.add_argument("trials_csv")
     q.add_argument("--threshold", type=float, action="append", required=True,
-                   help="success threshold in the headline metric's units (repeat for several)")
+                   help="success threshold in the headline metric's units (repeat for several: each one joins "
+                   "the family Holm adjusts over)")
     q.add_argument("--objectives", help="comma-separated subset to compare (default: all in the file); "
                    "Holm then adjusts over the subset's pairs only")
     q.add_argument("--rule", choices=["paper", "strict"], default="paper")

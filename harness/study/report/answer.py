@@ -30,9 +30,10 @@ def tables_markdown(df: pd.DataFrame, thresholds, objectives, rule: str = "paper
 
 def families_sentence(pair_family: dict, score_tests: int | None, factor_tests: int | None) -> str:
     """Which family each secondary p is adjusted over, and its size."""
+    arch = pair_family["architectures"]
     parts = [f"the pair tables and the net-wins matrix: every pair at every threshold, "
-             f"{results.family_text(pair_family)} (McNemar; "
-             f"{pair_family['architectures']} with the architectures as the units)"]
+             f"{results.family_text(pair_family)} (McNemar"
+             + (f"; {arch} with the architectures as the units)" if arch else ")")]
     if score_tests is not None:
         parts.append(f"the score's paired differences: {score_tests} test{'s' if score_tests != 1 else ''}")
     if factor_tests is not None:

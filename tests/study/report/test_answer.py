@@ -46,6 +46,9 @@ def test_the_family_named_is_the_one_the_reader_is_shown():
     assert text.startswith("No pair of objectives differs beyond noise") and "a lead, not a finding" in text
     sentence = families_sentence(family, 15, 35)
     assert "the score's paired differences: 15 tests" in sentence and "the factor tests: all 35 together" in sentence
+    assert "(McNemar; 60 with the architectures as the units)" in sentence
+    one_arch = families_sentence({**family, "architectures": 0}, 15, 0)   # a mode-collapse study: no such test
+    assert "(McNemar)" in one_arch and "factor tests: none has anything to test" in one_arch
 
 
 def test_held_pairs_are_also_judged_with_architectures_as_units():
