@@ -50,7 +50,7 @@ report: install
 	$(BIN)/python -m harness report $(NAME)
 
 ui: install
-	$(BIN)/python -m harness ui --host 127.0.0.1 --port 5000
+	$(BIN)/python -m harness ui --host 127.0.0.1 --port 5000 $(ARGS)
 
 bench: install
 	$(BIN)/python -m harness bench $(ARGS)
