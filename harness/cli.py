@@ -116,13 +116,14 @@ def cmd_sweep(args):
     return rc
 
 
-def write_report(name: str, out_root: str):
+def write_report(name: str, out_root: str, primary: list[str] | None = None):
     """results/NAME/ from the store, then the same report onto the sweep's parent runs in
-    MLflow (description = the answer; artifacts report/), so the UI shows what results/ does."""
+    MLflow (description = the answer; artifacts report/), so the UI shows what results/ does.
+    primary: `--primary` values, a comparison declared after the fact (study/primary.py)."""
     from .study.report.build import build_report
     from .study.report.publish import publish_report
     from .study.store import get_client
-    md = build_report(name, out_root=out_root)
+    md = build_report(name, out_root=out_root, primary=primary)
     publish_report(get_client(), name, md.parent)
     return md
 
@@ -130,7 +131,7 @@ def write_report(name: str, out_root: str):
 def cmd_report(args):
     from .study.store import get_client, latest_sweep
     name = args.name or latest_sweep(get_client())
-    md = write_report(name, args.out)
+    md = write_report(name, args.out, args.primary)
     print(f"report written to {md} and {md.with_suffix('.html')}")
 
 
@@ -158,7 +159,7 @@ def cmd_pairs(args):
 
     from .study.reanalyse import pairs_text
     objectives = [o.strip() for o in args.objectives.split(",") if o.strip()] if args.objectives else None
-    print(pairs_text(Path(args.trials_csv), args.threshold, objectives, args.rule))
+    print(pairs_text(Path(args.trials_csv), args.threshold, objectives, args.rule, args.primary))
 
 
 def cmd_ui(args):
@@ -184,6 +185,10 @@ def add_pairs_parser(sub) -> None:
     q.add_argument("--objectives", help="comma-separated subset to compare (default: all in the file); "
                    "Holm then adjusts over the subset's pairs only")
     q.add_argument("--rule", choices=["paper", "strict"], default="paper")
+    q.add_argument("--primary", action="append", metavar="A,B[@THRESHOLD]",
+                   help="the comparison a study stored without `primary:` was built for, declared after the fact "
+                   "and tested alone first (repeatable, one threshold for all; no @: the score itself); "
+                   "THRESHOLD one of --threshold")
     q.set_defaults(func=cmd_pairs)
 
 
@@ -265,6 +270,10 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("report", help="write results/NAME/ from the MLflow store (default: the latest sweep)")
     q.add_argument("name", nargs="?", help="sweep name (default: the sweep that started last in the store)")
     q.add_argument("--out", default="results")
+    q.add_argument("--primary", action="append", metavar="A,B[@THRESHOLD]",
+                   help="the comparison a study stored without `primary:` was built for, declared after the fact "
+                   "and tested alone first (repeatable, one threshold for all; no @: the score itself); "
+                   "THRESHOLD as the experiment writes its thresholds (a fraction of real where they are relative)")
     q.set_defaults(func=cmd_report)
 
     add_pairs_parser(sub)

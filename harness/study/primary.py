@@ -14,6 +14,13 @@ Without `primary:` the default is the headline score's paired difference for the
 objectives the experiment lists (its order is the author's: `objectives: [gan, wgan-gp]` reads
 "gan against wgan-gp"); the report says that it is the default.
 
+A study finished before `primary:` existed was still built for one comparison (the FMNIST study
+for gan against wgan-gp, WGAN-GP's Table 5). `report NAME --primary A,B[@T]` and `pairs CSV
+--primary A,B[@T]` declare it after the fact (`declare`): the stored experiment keeps what it
+was run with (changing the yaml would break --resume's check), the report says in words that the
+comparison was declared after the fact, and a study that named its primary in advance refuses
+one declared later (choosing it after the data would be the forking path it exists to close).
+
 The statistic, on the (architecture, seed) pairs where both trials have an outcome:
 - headline score: the mean over architectures of a - b with its t-interval, and the exact
   sign-flip p over the architectures' mean differences (scores.paired_differences);
@@ -28,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..errors import UsageError
 from . import results, scores
 from .intervals import rate_difference_interval
 
@@ -41,8 +49,12 @@ class Primary:
     threshold: float | None      # in the metric's units; None: the headline score
     given: float | None          # the threshold as the experiment file gives it (a fraction when relative)
     named: bool                  # named in the experiment file, or the default
+    after_the_fact: bool = False  # declared with --primary for a study stored without one
 
     def source(self) -> str:
+        if self.after_the_fact:
+            return ("declared after the fact with --primary (the study was built for it; its experiment "
+                    "named none in advance)")
         if self.named:
             return "named in the experiment file (primary:)"
         return ("the default: the experiment names no primary comparison, so it is the headline score's paired "
@@ -64,7 +76,59 @@ def resolve(exp: dict, thresholds: list[float]) -> Primary | None:
         if len(objectives) < 2:
             return None
         return Primary([(objectives[0], objectives[1])], _absolute(exp, thresholds, given), given, named=False)
-    return Primary(pairs, _absolute(exp, thresholds, given), given, named=True)
+    return Primary(pairs, _absolute(exp, thresholds, given), given, named=True,
+                   after_the_fact=bool(spec.get(AFTER_THE_FACT)))
+
+
+AFTER_THE_FACT = "declared_after_the_fact"   # the key `declare` marks its primary with
+
+
+def parse(texts: list[str]) -> tuple[list[list[str]], float | None]:
+    """`--primary A,B[@T]` (repeatable, one threshold for all) -> ([[A, B], ...], T or None)."""
+    pairs, given = [], set()
+    for text in texts:
+        pair_text, _, threshold = text.partition("@")
+        pair = [x.strip() for x in pair_text.split(",")]
+        if len(pair) != 2 or not all(pair):
+            raise UsageError(f"--primary {text!r}: expected two objectives, A,B or A,B@THRESHOLD")
+        try:
+            given.add(float(threshold) if threshold.strip() else None)
+        except ValueError:
+            raise UsageError(f"--primary {text!r}: the threshold after @ is not a number") from None
+        pairs.append(pair)
+    if len(given) > 1:
+        raise UsageError(f"--primary: one threshold for every pair (a primary comparison is one measure), "
+                         f"got {sorted(given, key=str)}")
+    return pairs, given.pop() if given else None
+
+
+def declare(exp: dict, texts: list[str] | None) -> dict:
+    """A copy of the stored experiment dict whose `primary` is the one declared after the fact
+    (texts: the --primary values; None or empty: exp unchanged). Checked as the experiment file's
+    `primary:` is (config._validate_primary): objectives of the experiment, distinct pairs named
+    once, a threshold as written in its `thresholds`; refused where the experiment names one."""
+    if not texts:
+        return exp
+    stored = exp.get("primary") or {}
+    if stored.get("pairs") or stored.get("threshold") is not None:
+        raise UsageError(f"--primary: the experiment names its primary comparison in advance ({stored}); "
+                         "a comparison declared after the data cannot replace it")
+    pairs, threshold = parse(texts)
+    objectives = list(exp.get("objectives") or [])
+    for a, b in pairs:
+        unknown = [x for x in (a, b) if x not in objectives]
+        if unknown:
+            raise UsageError(f"--primary {a},{b}: {unknown} not among the study's objectives {objectives}")
+        if a == b:
+            raise UsageError(f"--primary {a},{b}: compares {a!r} with itself")
+    if len({tuple(sorted(p)) for p in pairs}) != len(pairs):
+        raise UsageError("--primary: a pair is named twice")
+    listed = [float(t) for t in exp.get("thresholds") or []]
+    if threshold is not None and threshold not in listed:
+        raise UsageError(f"--primary: threshold {threshold:g} is not one of the study's thresholds "
+                         f"{[f'{t:g}' for t in listed]} (as the experiment or --threshold writes them; the tables "
+                         "hold only those)")
+    return {**exp, "primary": {"pairs": pairs, "threshold": threshold, AFTER_THE_FACT: True}}
 
 
 def _absolute(exp: dict, thresholds: list[float], given) -> float | None:
@@ -113,6 +177,15 @@ def verdict(p: float) -> str:
     if not np.isfinite(p):
         return "not tested (too few units)"
     return "a finding (p < 0.05)" if p < 0.05 else "no difference established (p >= 0.05)"
+
+
+def shown(table: pd.DataFrame, primary: Primary) -> pd.DataFrame:
+    """The comparison's table as the reader sees it: the CI as one text column, the columns that
+    do not apply (counts on the score, the Holm column for one pair) left out."""
+    out = table.assign(ci_low=[scores.ci_text(lo, hi) for lo, hi in zip(table["ci_low"], table["ci_high"])])
+    return out.rename(columns={"ci_low": "95% CI"}).drop(
+        columns=["ci_high"] + (["only a", "only b"] if primary.threshold is None else [])
+        + ([] if len(table) > 1 else [COLUMNS[-1]]))
 
 
 def sentences(table: pd.DataFrame, primary: Primary, metric: str) -> list[str]:

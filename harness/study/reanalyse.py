@@ -23,7 +23,7 @@ import pandas as pd
 
 from ..errors import UsageError
 from ..record import SUCCESS_RULES
-from . import results, scores
+from . import primary as primary_mod, results, scores
 from .report.answer import RULE_TEXT, architecture_sentence, pair_sentence, score_sentence
 from .report.document import md_table, threshold_text
 
@@ -104,9 +104,10 @@ def _check_unique(path: Path, df: pd.DataFrame) -> None:
 
 
 def pairs_text(path: Path, thresholds: list[float], objectives: list[str] | None = None,
-               rule: str = "paper") -> str:
+               rule: str = "paper", primary: list[str] | None = None) -> str:
     """Markdown: per threshold, success counts, the answer's pair sentence and the pair table; then
-    the scores' summary and paired differences."""
+    the scores' summary and paired differences. primary: `--primary A,B[@T]` values, the
+    comparison the study was built for, declared after the fact (primary.py), tested alone first."""
     bad = [t for t in thresholds if not math.isfinite(t)]
     if bad or not thresholds:
         raise UsageError(f"--threshold: finite numbers needed, got {bad or 'none'}")
@@ -119,9 +120,15 @@ def pairs_text(path: Path, thresholds: list[float], objectives: list[str] | None
         raise UsageError(f"--objectives: {unknown} not in {path} (it has {present})")
     if len(objectives) < 2:
         raise UsageError(f"--objectives: two or more needed to compare, got {objectives}")
+    declared = primary_mod.declare({"objectives": objectives, "thresholds": thresholds}, primary)
     df = df[df["objective"].isin(objectives)]
     parts = [f"# Pairs in {path} ({len(df)} trials with an outcome; success: {RULE_TEXT[rule]})", "",
              md_table(results.success_counts(df, thresholds, objectives, rule), index=True), ""]
+    if primary:
+        chosen = primary_mod.resolve(declared, thresholds)
+        table = primary_mod.comparison(df, chosen, rule)
+        parts += ["## primary comparison", "", *[s + "\n" for s in primary_mod.sentences(table, chosen, "the score")],
+                  md_table(primary_mod.shown(table, chosen)), "", "## secondary results", ""]
     pairs = results.all_pair_tables(df, thresholds, objectives, rule)
     family = results.pair_family(pairs)
     parts += [f"Family of the adjusted p-values (p_holm, p_arch_holm): every pair at every threshold asked for, "

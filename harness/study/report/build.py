@@ -444,9 +444,11 @@ def _time_section(doc: Document, client, df: pd.DataFrame, parent_runs) -> None:
         doc.table(per_method)
 
 
-def build_report(name: str, out_root: str | Path = "results") -> Path:
-    """Write results/NAME/{report.md, report.html, trials.csv, plots/, samples/}; returns report.md."""
+def build_report(name: str, out_root: str | Path = "results", primary: list[str] | None = None) -> Path:
+    """Write results/NAME/{report.md, report.html, trials.csv, plots/, samples/}; returns report.md.
+    primary: `--primary` values for a study stored without one (primary.declare)."""
     client, df, exp, parent_runs = load_study(name)
+    declared = primary_mod.declare(exp, primary)   # a bad --primary stops here, before anything is written
     out = Path(out_root) / name
     for images in (out / "plots", out / "samples"):
         images.mkdir(parents=True, exist_ok=True)
@@ -464,7 +466,7 @@ def build_report(name: str, out_root: str | Path = "results") -> Path:
     if answered.empty:
         doc.p("No trial has an outcome yet.")
     else:
-        _results_sections(doc, client, answered, exp, metric, out, rule, thresholds, real)
+        _results_sections(doc, client, answered, declared, metric, out, rule, thresholds, real)
         _time_section(doc, client, answered, parent_runs)
     doc.h(2, "Experiment")
     doc.code(json.dumps(exp, indent=1))
