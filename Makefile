@@ -49,6 +49,12 @@ sweep: install
 report: install
 	$(BIN)/python -m harness report $(NAME)
 
+# Rebuild every committed report and pairs.md from the committed stores / trials.csv into a
+# scratch folder; fails listing the files that differ (harness/study/figures.py; tens of minutes).
+.PHONY: figures
+figures: install
+	$(BIN)/python -m harness.study.figures check $(ARGS)
+
 ui: install
 	$(BIN)/python -m harness ui --host 127.0.0.1 --port 5000 $(ARGS)
 

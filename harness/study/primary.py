@@ -84,10 +84,14 @@ AFTER_THE_FACT = "declared_after_the_fact"   # the key `declare` marks its prima
 
 
 def parse(texts: list[str]) -> tuple[list[list[str]], float | None]:
-    """`--primary A,B[@T]` (repeatable, one threshold for all) -> ([[A, B], ...], T or None)."""
+    """`--primary A,B[@T]` (repeatable, one threshold for all) -> ([[A, B], ...], T or None). A
+    method may carry settings (gan@n_critic=5,gan-minimax@n_critic=5@0.5): T is after the last '@'
+    where that part is not a setting."""
     pairs, given = [], set()
     for text in texts:
-        pair_text, _, threshold = text.partition("@")
+        pair_text, at, threshold = text.rpartition("@")
+        if not at or "=" in threshold:       # no threshold; '@NAME=VALUE' is a method's setting (gan@n_critic=5)
+            pair_text, threshold = text, ""
         pair = [x.strip() for x in pair_text.split(",")]
         if len(pair) != 2 or not all(pair):
             raise UsageError(f"--primary {text!r}: expected two objectives, A,B or A,B@THRESHOLD")

@@ -21,6 +21,9 @@ def test_declare_marks_the_comparison_and_resolve_says_so():
     assert p.pairs == [("wgan-gp", "gan")] and p.threshold == 4.0 and p.given == 0.5
     assert p.after_the_fact and p.source().startswith("declared after the fact with --primary")
     assert primary.declare(STORED, None) is STORED and primary.declare(STORED, []) is STORED
+    with_settings = primary.parse(["gan@n_critic=5,gan-minimax@n_critic=5@0.5", "gan@n_critic=1,gan-minimax@n_critic=1@0.5"])
+    assert with_settings == ([["gan@n_critic=5", "gan-minimax@n_critic=5"], ["gan@n_critic=1", "gan-minimax@n_critic=1"]], 0.5)
+    assert primary.parse(["gan@n_critic=5,gan-minimax@n_critic=5"]) == ([["gan@n_critic=5", "gan-minimax@n_critic=5"]], None)
     on_score = primary.resolve(primary.declare(STORED, ["gan,wgan-gp", "gan,lsgan"]), [2.0, 4.0])
     assert on_score.pairs == [("gan", "wgan-gp"), ("gan", "lsgan")] and on_score.threshold is None
 
