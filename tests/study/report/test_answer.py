@@ -4,6 +4,9 @@ from __future__ import annotations
 import pandas as pd
 
 from harness.study.report.answer import architecture_sentence, families_sentence, pair_sentence, power_caveat
+import pytest
+
+pytestmark = pytest.mark.usefixtures("stand_in_floors")   # tests/conftest.py
 
 
 def test_no_difference_says_when_the_study_is_too_small_to_find_one():

@@ -4,6 +4,9 @@ from __future__ import annotations
 import pandas as pd
 
 from harness.study.report.document import Document, md_table, threshold_text
+import pytest
+
+pytestmark = pytest.mark.usefixtures("stand_in_floors")   # tests/conftest.py
 
 
 def test_a_relative_threshold_prints_to_four_digits_in_prose_and_tables():

@@ -11,6 +11,8 @@ from harness.study import primary
 
 from test_report_build import shard_store
 
+pytestmark = pytest.mark.usefixtures("stand_in_floors")   # tests/conftest.py
+
 STORED = {"objectives": ["gan", "wgan-gp", "lsgan"], "thresholds": [0.25, 0.5]}   # an old sweep: no `primary`
 
 

@@ -13,6 +13,9 @@ from harness.study.report.publish import (KIND, MODEL_DEVELOPMENT, NOTE, SHARED_
                                           describe_experiment,
                                           publish_report, study_url)
 from harness.trial import trials_of
+import pytest
+
+pytestmark = pytest.mark.usefixtures("stand_in_floors")   # tests/conftest.py
 
 
 def test_answer_section_is_the_reports_first_screen():

@@ -12,6 +12,8 @@ from harness.study.report.build import build_report
 from harness.study.sweep.plan import shard_trials
 from harness.trial import trials_of
 
+pytestmark = pytest.mark.usefixtures("stand_in_floors")   # tests/conftest.py
+
 
 def shard_store(shards=(1, 2), status="FINISHED"):
     """A store as shards of one two-shard sweep would leave it, made through the store's own writers."""
@@ -60,7 +62,7 @@ def test_report_merges_shards_from_mlflow_alone(project, two_shard_store):
     assert "Primary comparison, the default: the experiment names no primary comparison" in answer
     assert "gan - wgan-gp: mean difference of the score -4 [-4, -4] (95% CI over 4 architectures" in answer
     assert "sign flips over architectures p = 0.125: no difference established (p >= 0.05)" in answer
-    # 2D estimators beside what they read on the data itself (the stand-in evaluation of tests/study/report/conftest.py)
+    # 2D estimators beside what they read on the data itself (the stand-in evaluation of tests/conftest.py)
     estimators = md.split("## The 2D estimators beside what they read on the data itself")[1].split("\n## ")[0]
     assert "| gan | 4 | 2 [2, 2] | 4 [4, 4] |" in estimators                    # modes_covered, w1_exact_2k
     assert "| data itself | 5 draws | 8 | 0.13 [0.11, 0.15] |" in estimators     # w1: 0.1 + 0.01 x seed 1..5
