@@ -411,6 +411,10 @@ def _validate_evaluation(e: Experiment) -> None:
         raise ConfigError("success_rule", f"{e.success_rule!r} is not one of {sorted(SUCCESS_RULES)}")
     if e.success_metric is not None and not e.success_metric:
         raise ConfigError("success_metric", "must name a metric or be left out")
+    from .evaluate.metrics import success_metric_problem   # declared direction and range (evaluate/metrics.py)
+    problem = success_metric_problem(e.success_metric, e.thresholds_relative)
+    if problem:
+        raise ConfigError(*problem)
     if e.reproduces is not None and e.reproduces not in PUBLISHED:
         raise ConfigError("reproduces", f"unknown published study {e.reproduces!r}; valid: {sorted(PUBLISHED)}")
 

@@ -2,6 +2,10 @@
 
 A metric's name carries its protocol (samples, real split, extractor), as in
 stylegan2-ada's `fid50k_full`, so that numbers measured differently never share a column.
+Every name an evaluator returns is declared in evaluate/metrics.py (direction, range, group...)
+by the evaluator's module; `Evaluator.metric_infos` reads them back. Here: the figures every
+trial logs beside its evaluator's, whatever it trains (train.py), so that the report's game
+panel finds their metadata too.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from harness.evaluate.metrics import MetricInfo, metric_info, register_metric
+
 SampleFn = Callable[[int], Tensor]
 # D's probability that each of n points is real (n x data shape -> n): for evaluators that
 # compare D with the optimal D* (toy2d); train.Evaluation builds it where it is defined.
@@ -21,6 +27,20 @@ CriticFn = Callable[[Tensor], Tensor]
 # Datasets with a shipped domain classifier (evaluate/weights/): the `auto` evaluator's rule.
 CLASSIFIER_DATASETS = ("fashion_mnist",)
 CHUNK = 500  # samples per sample_fn call: bounds generator memory on small devices
+
+INF = float("inf")
+register_metric("loss_d", direction=None, range=(-INF, INF), group="game", curve=True, order=90,
+                description="D's loss, mean since the last evaluation (train.py)")
+register_metric("loss_g", direction=None, range=(-INF, INF), group="game", curve=True, order=91,
+                description="G's loss, mean since the last evaluation (train.py)")
+register_metric("grad_norm_g", direction=None, range=(0, INF), group="game", curve=True, symlog=True, order=92,
+                description="L2 norm of G's gradient at the last logged step (train.py)")
+register_metric("its_per_s", direction=None, range=(0, INF), group="cost", order=95,
+                description="generator iterations per second of training time so far (train.py)")
+register_metric("eval_s", direction=None, range=(0, INF), group="cost", order=96,
+                description="seconds the evaluation took (train.py)")
+register_metric("grad_norm_d", direction=None, range=(0, INF), group="game", order=93,
+                description="L2 norm of D's gradient at the last logged step (train.py)")
 
 
 def count_tag(n: int) -> str:
@@ -61,6 +81,11 @@ class Evaluator(ABC):
     n_samples: int
     wants_critic: bool = False   # True: evaluate(sample_fn, critic=...) also measures D (CriticFn)
     critic_metrics: tuple[str, ...] = ()   # the metric_names that need that critic
+
+    def metric_infos(self) -> dict[str, MetricInfo]:
+        """Each of metric_names with its declared metadata (evaluate/metrics.py); an undeclared
+        name is an UnknownMetric, so an evaluator cannot return a metric the report cannot read."""
+        return {name: metric_info(name) for name in self.metric_names}
 
     @abstractmethod
     def evaluate(self, sample_fn: SampleFn) -> dict[str, float]:

@@ -26,6 +26,20 @@ import torch
 
 from harness.data import mixture_modes, to_uint8
 from harness.evaluate.base import CHUNK, Evaluator, SampleFn, balanced_labels
+from harness.evaluate.metrics import HIGHER, LOWER, register_metric
+
+# relative=False: the real data asks for no label, so it has no value to be a fraction of
+register_metric("on_requested_mode", direction=HIGHER, range=(0, 1), group="label", relative=False, order=60,
+                description="share of samples high-quality on the mode their label asked for (chance: 1/K)")
+register_metric("on_requested_mode_worst", direction=HIGHER, range=(0, 1), group="label", relative=False, order=61,
+                description="on_requested_mode of the worst-served label")
+register_metric("nearest_is_requested", direction=HIGHER, range=(0, 1), group="label", relative=False, order=62,
+                description="share of samples whose nearest mode is the one asked for, quality aside")
+register_metric("cond_accuracy", direction=HIGHER, range=(0, 1), group="label", relative=False, order=63,
+                description="the shipped classifier's accuracy against the requested labels (real test images: 0.91)")
+# low when every sample of a requested class looks like one class (real test images: 1.31): labels honoured
+register_metric("is_per_class_mean", direction=LOWER, range=(1, "n_classes"), group="label", relative=False, order=64,
+                description="Inception score within each requested class, mean over classes; not a quality score")
 
 
 def requested_mode_metrics(x: torch.Tensor, labels: torch.Tensor, centers: torch.Tensor, std: float,

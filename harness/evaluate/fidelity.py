@@ -46,6 +46,7 @@ from torch_fidelity.utils import get_featuresdict_from_dataset
 from harness.data import get_dataset_spec, load_images, to_uint8
 from harness.errors import EvaluatorUnavailable
 from harness.evaluate.base import Evaluator, SampleFn, count_tag, default_cache_dir, draw_samples
+from harness.evaluate.metrics import HIGHER, LOWER, register_metric
 from harness.evaluate.prdc import NAMES as PRDC_NAMES
 from harness.evaluate.prdc import prdc
 
@@ -56,6 +57,36 @@ MIN_SAMPLES = 50  # IS uses 10 splits and KID needs subsets of >= 2
 # CPU per evaluation (300 1000x1000 kernel matrices in numpy), more than the classifier
 # itself, so the harness uses 20 unless asked otherwise.
 KID_SUBSETS = 20
+
+# The names FidelityEvaluator builds (`{n}`: its sample count, `{split}`: the real split,
+# `{extractor}`: Extractor.short), declared for the report (evaluate/metrics.py). FID and KID read
+# about 0 on the real data itself (the same samples the real side is), so thresholds relative to
+# it mean nothing: relative=False (a LOWER direction's default).
+INF = float("inf")
+register_metric("is{n}_{extractor}", direction=HIGHER, range=(1, "n_classes"), group="score", summary=True, order=30,
+                description="Inception score (Salimans 2016) of the extractor's class probabilities, 10 splits")
+register_metric("is{n}_{extractor}_std", direction=None, range=(0, INF), group="spread", order=31,
+                description="standard deviation of the Inception score over its 10 splits")
+register_metric("fid{n}_{split}_{extractor}", direction=LOWER, range=(0, INF), group="divergence", summary=True,
+                order=32, description="Frechet distance between generated and real features (Heusel 2017)")
+register_metric("kid{n}_{split}_{extractor}", direction=LOWER, range=(-INF, INF), group="divergence", summary=True,
+                ideal=0.0, order=33, description="kernel inception distance (Binkowski 2018), unbiased: may dip below 0")
+register_metric("kid{n}_{split}_{extractor}_std", direction=None, range=(0, INF), group="spread", order=34,
+                description="standard deviation of KID over its subsets")
+register_metric("classes_covered", direction=HIGHER, range=(0, "n_classes"), group="diversity", order=35,
+                description="classes given >= 1/(4K) of the samples by the extractor's argmax")
+register_metric("classes_covered_real", direction=None, range=(0, "n_classes"), group="setting", order=36,
+                description="classes_covered of the real samples: the generator's reference")
+# precision / recall / density / coverage in the FID feature space (evaluate/prdc.py)
+register_metric("precision{n}_{split}_{extractor}", direction=HIGHER, range=(0, 1), group="quality", family="prdc",
+                order=40, description="share of generated features inside the real k-NN manifold (Kynkaanniemi 2019)")
+register_metric("recall{n}_{split}_{extractor}", direction=HIGHER, range=(0, 1), group="diversity", family="prdc",
+                order=41, description="share of real features inside the generated k-NN manifold (Kynkaanniemi 2019)")
+register_metric("density{n}_{split}_{extractor}", direction=HIGHER, range=(0, INF), group="quality", family="prdc",
+                ideal=1.0, order=42, description="real k-NN balls holding each generated feature, / k: about 1 "
+                                                  "when G matches (Naeem 2020)")
+register_metric("coverage{n}_{split}_{extractor}", direction=HIGHER, range=(0, 1), group="diversity", family="prdc",
+                order=43, description="share of real features whose k-NN ball holds a generated one (Naeem 2020)")
 
 
 def _weights_tag(weights_path) -> str:

@@ -31,7 +31,8 @@ import torch
 
 from harness.data import get_dataset_spec, mixture_modes, sample_mixture
 from harness.evaluate.base import CriticFn, Evaluator, SampleFn, draw_samples
-from harness.evaluate.kde import d_gap, densities
+from harness.evaluate.kde import LOG2, d_gap, densities
+from harness.evaluate.metrics import HIGHER, LOWER, register_metric
 from harness.evaluate.prdc import NAMES as PRDC_NAMES
 from harness.evaluate.prdc import prdc
 
@@ -109,6 +110,40 @@ def kde_metrics(x, reference, centers, std, critic: CriticFn | None = None) -> d
 
 
 PRDC_2D = tuple(f"{k}_2k" for k in PRDC_NAMES)   # precision_2k, recall_2k, density_2k, coverage_2k
+
+# What each metric is (evaluate/metrics.py): the report's success rule, tables and plots read it.
+INF = float("inf")
+register_metric("modes_covered", direction=HIGHER, range=(0, "n_modes"), group="diversity", order=10,
+                description="modes with at least one high-quality sample (within 3 std; VEEGAN, PacGAN)")
+register_metric("modes_covered_strict", direction=HIGHER, range=(0, "n_modes"), group="diversity", order=11,
+                description="modes holding >= 1/(4K) of the samples as high-quality ones")
+register_metric("hq_share", direction=HIGHER, range=(0, 1), group="quality", summary=True, order=12,
+                description="share of samples within 3 std of their nearest mode (PacGAN's high quality)")
+register_metric("reverse_kl", direction=LOWER, range=(0, "log n_modes"), group="divergence", summary=True, order=13,
+                description="KL(mode histogram of the high-quality samples || uniform), PacGAN's code; NaN without one")
+register_metric("reverse_kl_all", direction=LOWER, range=(0, "log n_modes"), group="divergence", order=14,
+                description="KL(mode histogram of all finite samples || uniform)")
+register_metric("n_modes", direction=None, range=(1, INF), group="setting", order=15,
+                description="the mixture's number of modes")
+register_metric("w1_exact_{n}", direction=LOWER, range=(0, INF), group="divergence", curve=True, order=20,
+                description="exact Wasserstein-1 between n generated and n exact data points (optimal transport)")
+register_metric("kl_data_gen_kde", direction=LOWER, range=(-INF, INF), group="divergence", curve=True, symlog=True,
+                ideal=0.0, order=22, description="KL(p_data || p_g), p_g by a KDE (its bias has either sign)")
+register_metric("kl_gen_data_kde", direction=LOWER, range=(-INF, INF), group="divergence", curve=True, symlog=True,
+                ideal=0.0, order=23, description="KL(p_g || p_data), p_g by a KDE (its bias has either sign)")
+register_metric("js_kde", direction=LOWER, range=(0, LOG2), group="divergence", curve=True, reference=LOG2,
+                order=21, description="Jensen-Shannon divergence in nats, p_g by a KDE (log 2: disjoint supports)")
+register_metric("kde_bandwidth", direction=None, range=(0, INF), group="setting", order=29,
+                description="the KDE's kernel std, chosen by held-out likelihood")
+# precision / recall / density / coverage in raw coordinates (evaluate/prdc.py; `{n}` is W1's sample)
+register_metric("precision_{n}", direction=HIGHER, range=(0, 1), group="quality", family="prdc", order=40,
+                description="share of generated points inside the data's k-NN manifold (Kynkaanniemi 2019)")
+register_metric("recall_{n}", direction=HIGHER, range=(0, 1), group="diversity", family="prdc", order=41,
+                description="share of data points inside the generated k-NN manifold (Kynkaanniemi 2019)")
+register_metric("density_{n}", direction=HIGHER, range=(0, INF), group="quality", family="prdc", ideal=1.0, order=42,
+                description="real k-NN balls holding each generated point, / k: about 1 when G matches (Naeem 2020)")
+register_metric("coverage_{n}", direction=HIGHER, range=(0, 1), group="diversity", family="prdc", order=43,
+                description="share of data points whose k-NN ball holds a generated point (Naeem 2020)")
 
 
 class Toy2DEvaluator(Evaluator):
