@@ -14,15 +14,27 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 # A trial's outcome (train.py decides it; WGAN-GP section 5.1 counts success separately).
 OK, DIVERGED, COLLAPSED, FAILED = "ok", "diverged", "collapsed", "failed"
 OUTCOMES = (OK, DIVERGED, COLLAPSED, FAILED)
 # Outcomes that are answers: a resumed sweep keeps them; a failed trial gets another chance.
 ANSWERS = (OK, DIVERGED, COLLAPSED)
 
-# Success rule -> the outcomes that may succeed (above the threshold). "paper": WGAN-GP
+# Success rule -> the outcomes that may succeed (beyond the threshold: `clears`). "paper": WGAN-GP
 # sec. 5.1, the score alone decides (collapse is a diagnostic); "strict": collapse vetoes.
 SUCCESS_RULES = {"paper": (OK, COLLAPSED), "strict": (OK,)}
+
+
+def clears(score, threshold, lower_is_better=False):
+    """Whether a score is beyond a threshold on its metric's better side: strictly above it (the
+    paper's "score > min score"), or strictly below it for a metric where lower is better (a
+    FID, a distance: evaluate/metrics.py declares which). NaN clears nothing. Elementwise on
+    numpy arrays (`lower_is_better` may be one per score)."""
+    score = np.asarray(score, dtype=float)
+    with np.errstate(invalid="ignore"):
+        return np.where(lower_is_better, score < threshold, score > threshold)
 
 # Summary figures: record fields, and the names of the child run's final metrics.
 SUMMARY = ("wall_time_s", "train_time_s", "eval_time_s", "its_per_s")

@@ -19,7 +19,8 @@ import pandas as pd
 from scipy.stats import permutation_test
 
 from ..space import FACTORS
-from .results import factor_value_order, holm, inert_factors, success
+from .factors import factor_value_order, inert_factors
+from .results import holm, success
 
 COLUMNS = ["objective", "factor", "value", "rate_with", "rate_without", "difference",
            "archs_with", "archs_without", "p", "in_family", "p_holm"]

@@ -20,15 +20,14 @@ import numpy as np
 import pandas as pd
 
 DRAWS = 5
-SETTINGS = ("n_modes", "kde_bandwidth")   # toy2d reports them, but they are settings, not estimates
-
-
 def floor_metrics() -> tuple[str, ...]:
     """The toy2d evaluator's estimates, as it declares them (whatever it adds later is floored
-    too), less its settings and the metrics that need a critic (the data itself has none)."""
+    too), less its settings (group "setting" in evaluate/metrics.py: n_modes, the KDE bandwidth)
+    and the metrics that need a critic (the data itself has none)."""
+    from ..evaluate.metrics import metric_info
     from ..evaluate.toy2d import Toy2DEvaluator
     return tuple(m for m in Toy2DEvaluator.metric_names
-                 if m not in SETTINGS and m not in Toy2DEvaluator.critic_metrics)
+                 if metric_info(m).group != "setting" and m not in Toy2DEvaluator.critic_metrics)
 
 
 def applies(dataset: str, evaluator: str | None) -> bool:

@@ -91,15 +91,25 @@ def final_gains(curves: pd.DataFrame, objectives, metric: str, budget: int, ever
     return pd.DataFrame(rows)
 
 
-def settled_sentence(gains: pd.DataFrame, metric: str, every: int) -> str:
-    """One sentence a reader can act on: which objectives were still climbing over the last
-    interval (95% CI of the mean gain above 0), which were falling (below 0), which neither."""
-    groups = {"climbing": gains[gains["ci_low"] > 0], "falling": gains[gains["ci_high"] < 0],
-              "flat": gains[~((gains["ci_low"] > 0) | (gains["ci_high"] < 0))]}
-    text = {"climbing": f"still climbing at the budget (mean gain over the last {every:,} iterations above 0, "
-                        "95% CI): {}; a larger budget would move their trials up the thresholds",
-            "falling": "falling over the last interval (mean change below 0, 95% CI): {}; the figures at the "
-                       "budget are below what these trials had reached",
-            "flat": "no change distinguishable from 0 in the last interval: {}"}
+def settled_sentence(gains: pd.DataFrame, metric: str, every: int, lower: bool = False) -> str:
+    """One sentence a reader can act on: which objectives were still improving over the last
+    interval (95% CI of the mean gain above 0; below 0 where lower is better), which were getting
+    worse, which neither."""
+    up, down = gains[gains["ci_low"] > 0], gains[gains["ci_high"] < 0]
+    flat = gains[~((gains["ci_low"] > 0) | (gains["ci_high"] < 0))]
+    if lower:
+        groups = {"improving": down, "worsening": up, "flat": flat}
+        text = {"improving": f"still falling at the budget (mean change over the last {every:,} iterations below 0, "
+                             "95% CI; lower is better): {}; a larger budget would move their trials further below "
+                             "the thresholds",
+                "worsening": "rising over the last interval (mean change above 0, 95% CI; lower is better): {}; the "
+                             "figures at the budget are worse than what these trials had reached"}
+    else:
+        groups = {"improving": up, "worsening": down, "flat": flat}
+        text = {"improving": f"still climbing at the budget (mean gain over the last {every:,} iterations above 0, "
+                             "95% CI): {}; a larger budget would move their trials up the thresholds",
+                "worsening": "falling over the last interval (mean change below 0, 95% CI): {}; the figures at the "
+                             "budget are below what these trials had reached"}
+    text["flat"] = "no change distinguishable from 0 in the last interval: {}"
     parts = [text[k].format(", ".join(g["objective"])) for k, g in groups.items() if len(g)]
     return f"{metric}: " + "; ".join(parts) + "."

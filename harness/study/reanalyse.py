@@ -24,7 +24,7 @@ import pandas as pd
 from ..errors import UsageError
 from ..record import SUCCESS_RULES
 from . import primary as primary_mod, results, scores
-from .report.answer import RULE_TEXT, architecture_sentence, pair_sentence, score_sentence
+from .report.answer import RULE_TEXT, architecture_sentence, pair_sentence, rule_text, score_sentence
 from .report.document import md_table, threshold_text
 
 NEEDED = ("arch_id", "objective", "seed", "status", "score")
@@ -46,7 +46,8 @@ def read_trials(path: Path) -> pd.DataFrame:
         missing = [c for c in NEEDED if c not in header]
         if missing:
             raise UsageError(f"{path}: not a trials.csv of this harness; missing columns {missing}")
-        df = pd.read_csv(path, usecols=list(NEEDED), dtype=str, keep_default_na=False, nrows=MAX_ROWS + 1)
+        df = pd.read_csv(path, usecols=lambda c: c in NEEDED or c == "headline",   # headline: which side succeeds
+                         dtype=str, keep_default_na=False, nrows=MAX_ROWS + 1)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as err:
         raise UsageError(f"{path}: not a readable csv ({err})") from err
     if len(df) > MAX_ROWS:
@@ -122,7 +123,9 @@ def pairs_text(path: Path, thresholds: list[float], objectives: list[str] | None
         raise UsageError(f"--objectives: two or more needed to compare, got {objectives}")
     declared = primary_mod.declare({"objectives": objectives, "thresholds": thresholds}, primary)
     df = df[df["objective"].isin(objectives)]
-    parts = [f"# Pairs in {path} ({len(df)} trials with an outcome; success: {RULE_TEXT[rule]})", "",
+    lower = results.lower_is_better(df)   # the csv's headline declared lower-is-better: success is below t
+    shown_rule = rule_text(rule, results.metric_of(df), lower) if lower else RULE_TEXT[rule]
+    parts = [f"# Pairs in {path} ({len(df)} trials with an outcome; success: {shown_rule})", "",
              md_table(results.success_counts(df, thresholds, objectives, rule), index=True), ""]
     if primary:
         chosen = primary_mod.resolve(declared, thresholds)
@@ -141,5 +144,5 @@ def pairs_text(path: Path, thresholds: list[float], objectives: list[str] | None
                   md_table(results.drop_untested(at.drop(columns="threshold"))), ""]
     diffs = scores.paired_differences(df, objectives)
     parts += ["## the score itself, no threshold", "", md_table(scores.summary(df, objectives)), "",
-              md_table(scores.readable(diffs)), "", score_sentence(diffs, "the score"), ""]
+              md_table(scores.readable(diffs)), "", score_sentence(diffs, "the score", lower), ""]
     return "\n".join(parts)

@@ -1,10 +1,12 @@
 """Pure pandas over trial records: success, the paper's pair tables, rates, factor effects.
 
 Success of a trial at threshold t, the paper's rule (WGAN-GP sec. 5.1, "inception score >
-min score"): its headline metric (the evaluator's, e.g. an Inception score or modes covered;
-all higher-is-better) is > t. Diverged and failed trials never succeed (their metric is
-missing or stale); collapsed is a diagnostic reported beside, not a veto. The `strict`
-rule (experiment `success_rule: strict`) also refuses collapsed trials.
+min score"): its headline metric (the evaluator's, e.g. an Inception score or modes covered, or
+the experiment's `success_metric`) is beyond t on its better side: > t, or < t for a metric
+declared lower-is-better (a FID, the exact W1: evaluate/metrics.py; the frame's `headline`
+column names the metric, so every table built on `success` turns with it). Diverged and failed
+trials never succeed (their metric is missing or stale); collapsed is a diagnostic reported
+beside, not a veto. The `strict` rule (experiment `success_rule: strict`) also refuses collapsed trials.
 Trials are paired by (arch_id, seed) for the only-A / only-B / both / neither tables.
 """
 from __future__ import annotations
@@ -15,9 +17,9 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from ..published import published_pair_table
-from ..record import OUTCOMES, SUCCESS_RULES, TrialRecord
-from ..space import FACTORS
+from ..errors import ConfigError
+from ..evaluate import metrics
+from ..record import OUTCOMES, SUCCESS_RULES, TrialRecord, clears
 from .intervals import mean_interval, rate_interval
 
 IDENTITY = ["trial_id", "arch_id", "objective", "seed", "status", "headline", "score"]
@@ -29,6 +31,9 @@ def absolute_thresholds(thresholds, relative: bool, real_score: float | None) ->
         return [float(t) for t in thresholds]
     if real_score is None or not np.isfinite(real_score):
         raise ValueError("relative thresholds need the real data's score (the sweep's parent run records it)")
+    if real_score <= 0:   # fractions of 0 are all 0; of a negative score, they turn the rule around
+        raise ConfigError("thresholds_relative", f"the real data's own score is {real_score:.4g}: thresholds as "
+                                                 "fractions of it mean nothing; give absolute thresholds")
     return [round(float(t) * real_score, 6) for t in thresholds]
 
 
@@ -52,10 +57,27 @@ def with_outcome(df: pd.DataFrame) -> pd.DataFrame:
     return df[df["status"].isin(OUTCOMES)] if len(df) else df
 
 
+def metric_of(df: pd.DataFrame) -> str | None:
+    """The success metric the frame's trials were judged by (its `headline` column)."""
+    heads = df["headline"].dropna() if len(df) and "headline" in df else pd.Series(dtype=object)
+    return str(heads.iloc[0]) if len(heads) else None
+
+
+def lower_is_better(df: pd.DataFrame) -> bool:
+    """Whether the frame's success metric succeeds below a threshold (evaluate/metrics.py)."""
+    return metrics.lower_is_better(metric_of(df))
+
+
 def success(df: pd.DataFrame, threshold: float, rule: str = "paper") -> pd.Series:
+    """Which trials succeed at `threshold`: an outcome the rule counts, and a score beyond the
+    threshold on the better side of each trial's own headline metric (`record.clears`)."""
     if df.empty:
         return pd.Series(dtype=bool)
-    return df["status"].isin(SUCCESS_RULES[rule]) & (pd.to_numeric(df["score"], errors="coerce") > threshold)
+    heads = df["headline"].tolist() if "headline" in df else [None] * len(df)
+    known = {h: metrics.lower_is_better(h) for h in set(heads) if isinstance(h, str)}
+    lower = np.array([known.get(h, False) for h in heads], dtype=bool)
+    beyond = clears(pd.to_numeric(df["score"], errors="coerce").to_numpy(dtype=float), threshold, lower)
+    return df["status"].isin(SUCCESS_RULES[rule]) & pd.Series(beyond, index=df.index)
 
 
 def success_counts(df: pd.DataFrame, thresholds, objectives, rule: str = "paper") -> pd.DataFrame:
@@ -349,74 +371,9 @@ def noise_floor_by_threshold(df: pd.DataFrame, thresholds, rule: str = "paper") 
 
 
 def reference_threshold(df: pd.DataFrame, thresholds, rule: str = "paper") -> float:
-    """The threshold whose overall success rate is nearest 50 %: where factors tell most apart."""
+    """The threshold whose overall success rate is nearest 50 %: where factors tell most apart;
+    of two as near, the laxer (the lower one, the higher one where lower is better)."""
+    lax = -1.0 if lower_is_better(df) else 1.0
     if df.empty:
-        return float(thresholds[0])
-    return min((abs(success(df, t, rule).mean() - 0.5), float(t)) for t in thresholds)[1]
-
-
-def inert_factors(df: pd.DataFrame) -> dict[str, list[str]]:
-    """objective -> factors that change nothing in its networks: norm_d where the objective's
-    D has no norm layers whatever the factor says (SN-GAN: spectral norm is its normalization)."""
-    if df.empty or "objective.d_norm" not in df:
-        return {}
-    no_norm = df.loc[df["objective.d_norm"].astype(str) == "none", "objective"].unique()
-    return {obj: ["norm_d"] for obj in no_norm}
-
-
-def factor_effects(df: pd.DataFrame, threshold: float, objectives, rule: str = "paper") -> pd.DataFrame:
-    """Success rate of each objective among trials with each value of each architecture factor
-    (factors inert for an objective, see `inert_factors`, are left out for it)."""
-    columns = ["factor", "value", "objective", "rate", "n"]
-    if df.empty:
-        return pd.DataFrame(columns=columns)
-    rows = []
-    ok = success(df, threshold, rule)
-    inert = inert_factors(df)
-    for f in FACTORS:
-        col = f"arch.{f}"
-        if col not in df or df[col].nunique() < 2:
-            continue
-        for value in sorted(df[col].dropna().unique(), key=factor_value_order):
-            for obj in objectives:
-                if f in inert.get(obj, ()):
-                    continue
-                mask = (df[col] == value) & (df["objective"] == obj)
-                if mask.any():
-                    rows.append({"factor": f, "value": value, "objective": obj,
-                                 "rate": float(ok[mask].mean()), "n": int(mask.sum())})
-    return pd.DataFrame(rows, columns=columns)
-
-
-def factor_value_order(v):
-    try:
-        return (0, float(v), "")
-    except (TypeError, ValueError):
-        return (1, 0.0, str(v))
-
-
-def published_comparison(df: pd.DataFrame, key: str, rule: str = "paper") -> tuple[pd.DataFrame, str] | None:
-    """Ours next to the published pair table, at every threshold the source lists."""
-    pub = published_pair_table(key)
-    if df.empty or not {pub.a, pub.b} <= set(df["objective"]):
-        return None
-    ts = sorted(pub.rows)
-    ours = pair_table(df, pub.a, pub.b, ts, rule)
-    cols = [f"only {pub.a}", f"only {pub.b}", "both succeeded", "both failed"]
-    rows = []
-    for t, (_, r) in zip(ts, ours.iterrows()):
-        rows.append({"threshold": t, **{c: f"{int(r[c])} / {p}" for c, p in zip(cols, pub.rows[t])}})
-    note = (f"Ours / published ({pub.source}; {pub.setting}). Ours has {int(ours['pairs'].iloc[0])} "
-            f"paired architectures, the paper {pub.n}.")
-    return pd.DataFrame(rows), note
-
-
-def distribution_metrics(df: pd.DataFrame) -> list[str]:
-    """The headline metric(s), then FID / KID style metrics found among the final metrics, and
-    on the 2D mixtures PacGAN's other two figures (high-quality share, reverse KL)."""
-    if df.empty:
-        return []
-    heads = [h for h in df["headline"].dropna().unique() if h]
-    others = sorted(c for c in df.columns if str(c).lower().startswith(("fid", "kid")) and not str(c).endswith("_std"))
-    modes = [c for c in ("hq_share", "reverse_kl") if c in df and "modes_covered" in heads]
-    return list(dict.fromkeys(heads + others + modes))[:4]
+        return min((lax * float(t), float(t)) for t in thresholds)[1]
+    return min((abs(success(df, t, rule).mean() - 0.5), lax * float(t), float(t)) for t in thresholds)[2]

@@ -7,8 +7,9 @@ import pytest
 
 from harness.published import PUBLISHED
 from harness.record import TrialRecord
-from harness.study import results
+from harness.study import factors, results
 from harness.study.intervals import rate_interval
+from harness.study.report.sections import published_comparison
 
 
 def frame(rows):
@@ -55,7 +56,7 @@ def test_rates_with_their_interval_and_factor_effects():
     rates = results.success_rates(frame(ROWS), [3.0], ["gan", "wgan-gp"])
     r = rates.set_index("objective").loc["wgan-gp"]
     assert r["rate"] == 0.5 and r["ci_low"] <= 0.5 <= r["ci_high"] and r["n"] == 4
-    eff = results.factor_effects(frame(ROWS), 3.0, ["gan", "wgan-gp"])
+    eff = factors.factor_effects(frame(ROWS), 3.0, ["gan", "wgan-gp"])
     g = eff[(eff["factor"] == "depth_g") & (eff["objective"] == "gan")].set_index("value")["rate"]
     assert g["4"] == 1.0 and g["8"] == 0.5
     assert results.status_counts(frame(ROWS), ["gan"]).loc["gan"].tolist() == [2, 1, 1, 0, 4]
@@ -70,7 +71,7 @@ def test_the_latest_attempt_of_a_trial_counts_once():
 
 def test_published_table_beside_ours():
     rows = [(o, f"a{i}", "ok", 6.0 if o == "wgan-gp" else 2.0) for i in range(4) for o in ("gan", "wgan-gp")]
-    table, note = results.published_comparison(frame(rows), "gulrajani2017")
+    table, note = published_comparison(frame(rows), "gulrajani2017")
     assert table["threshold"].tolist() == [1.0 + 0.5 * i for i in range(17)]
     assert table.set_index("threshold").loc[5.0, "only wgan-gp"] == "4 / 147"
     assert "200" in note
@@ -138,8 +139,8 @@ def test_norm_d_is_inert_for_an_objective_whose_d_has_no_norm():
                         params={"arch.norm_d": str(i % 2 == 0), "objective.d_norm": "none" if o == "sngan" else "batch"})
             for i in range(4) for o in ("gan", "sngan")]
     df = results.frame(rows)
-    assert results.inert_factors(df) == {"sngan": ["norm_d"]}
-    eff = results.factor_effects(df, 1.5, ["gan", "sngan"])
+    assert factors.inert_factors(df) == {"sngan": ["norm_d"]}
+    eff = factors.factor_effects(df, 1.5, ["gan", "sngan"])
     assert set(eff.loc[eff["factor"] == "norm_d", "objective"]) == {"gan"}
 
 
@@ -147,15 +148,6 @@ def test_one_architecture_takes_its_seeds_as_units():
     rows = [("gan", "a0", s, 2.0 if s < 2 else 0.0) for s in range(4)]
     r = results.success_rates(seeded(rows), [1.0], ["gan"]).iloc[0]
     assert r["units"] == "seeds" and r["rate"] == 0.5 and r["ci_low"] < 0.5 < r["ci_high"]
-
-
-
-def test_distribution_panels_add_pacgans_figures_only_to_a_mode_study():
-    image = results.frame([TrialRecord("a-gan-s0", "a", "gan", 0, headline="is", metrics={"is": 3.0, "fid": 40.0})])
-    assert results.distribution_metrics(image) == ["is", "fid"]
-    modes = results.frame([TrialRecord("a-gan-s0", "a", "gan", 0, headline="modes_covered",
-                                       metrics={"modes_covered": 8.0, "hq_share": 0.5, "reverse_kl": 0.1})])
-    assert results.distribution_metrics(modes) == ["modes_covered", "hq_share", "reverse_kl"]
 
 
 def test_holm_adjustment_against_a_hand_computation():

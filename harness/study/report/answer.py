@@ -15,11 +15,28 @@ RULE_TEXT = {"paper": "headline metric > threshold (the paper's rule; diverged a
 LEAD = "a lead, not a finding"
 
 
+def rule_text(rule: str, metric: str | None = None, lower: bool = False) -> str:
+    """RULE_TEXT[rule] with the metric named, and turned where lower is better: 'w1_exact_2k <
+    threshold (lower is better; the paper's rule; ...)'."""
+    text = RULE_TEXT[rule].replace("headline metric", metric or "headline metric")
+    if lower:
+        text = text.replace(" > threshold (", " < threshold (lower is better; ", 1)
+    return text
+
+
+def at_text(df: pd.DataFrame, t: float) -> str:
+    """'threshold 5', or 'w1_exact_2k < 0.2' where the frame's metric is lower-is-better."""
+    metric = results.metric_of(df)
+    return f"{metric} < {threshold_text(t)}" if results.lower_is_better(df) else f"threshold {threshold_text(t)}"
+
+
 def tables_markdown(df: pd.DataFrame, thresholds, objectives, rule: str = "paper") -> str:
     """Success counts and every pair table as markdown (also the parent run's artifact)."""
     long = results.all_pair_tables(df, thresholds, objectives, rule)
     family = results.family_text(results.pair_family(long))
-    parts = [f"## Successes per objective ({RULE_TEXT[rule]})", "",
+    lower = results.lower_is_better(df)
+    rule_shown = rule_text(rule, results.metric_of(df), lower) if lower else RULE_TEXT[rule]
+    parts = [f"## Successes per objective ({rule_shown})", "",
              md_table(results.success_counts(df, thresholds, objectives, rule), index=True), ""]
     for (a, b), table in results.pair_tables(df, thresholds, objectives, rule).items():
         parts += [f"## {a} vs {b} (paired by architecture and seed; exact McNemar p on the discordant pairs, "
@@ -53,7 +70,7 @@ def summary_sentences(df: pd.DataFrame, exp: dict, thresholds, t_ref: float, rul
     rates = results.success_rates(df, [t_ref], objectives, rule).set_index("objective")
     n_arch, seeds = df["arch_id"].nunique(), sorted(int(s) for s in df["seed"].dropna().unique())
     n_pairs = len(df[["arch_id", "seed"]].drop_duplicates())   # fewer than n_arch x seeds in a partial study
-    out = [f"At threshold {threshold_text(t_ref)} (where about half of all trials succeed), over {n_pairs} (architecture, seed) "
+    out = [f"At {at_text(df, t_ref)} (where about half of all trials succeed), over {n_pairs} (architecture, seed) "
            f"pairs ({n_arch} architectures, seeds {seeds}), {exp['budget']['iterations']} generator iterations each: "
            + "; ".join(f"{o} no outcome yet" if pd.isna(rates.loc[o, "rate"]) else
                        f"{o} {rates.loc[o, 'rate']:.2f} [{rates.loc[o, 'ci_low']:.2f}, {rates.loc[o, 'ci_high']:.2f}]"
@@ -66,12 +83,12 @@ def summary_sentences(df: pd.DataFrame, exp: dict, thresholds, t_ref: float, rul
     arch = architecture_sentence(at, family)
     if arch:
         out.append(arch)
-    out.append(noise_sentence(results.noise_floor_by_threshold(df, thresholds, rule),
-                              t_ref if noise_at is None else noise_at))
+    noise_at = t_ref if noise_at is None else noise_at
+    out.append(noise_sentence(results.noise_floor_by_threshold(df, thresholds, rule), noise_at, at_text(df, noise_at)))
     return out
 
 
-def noise_sentence(by_threshold: pd.DataFrame, at: float) -> str:
+def noise_sentence(by_threshold: pd.DataFrame, at: float, where: str | None = None) -> str:
     """The seed noise floor at one threshold (pooled over thresholds it is diluted by those
     where every trial is on one side); the per-threshold table follows it in the report."""
     if by_threshold.empty or not by_threshold["groups"].sum():
@@ -80,7 +97,8 @@ def noise_sentence(by_threshold: pd.DataFrame, at: float) -> str:
     if row.empty:
         return "Noise floor: per threshold below."
     r = row.iloc[0]
-    return (f"Noise floor at threshold {threshold_text(at)}: {100 * r['share']:.0f}% of {int(r['groups'])} "
+    where = where or f"threshold {threshold_text(at)}"
+    return (f"Noise floor at {where}: {100 * r['share']:.0f}% of {int(r['groups'])} "
             "(architecture, objective) outcomes change between seeds (per threshold below; pooled over "
             "thresholds it reads lower, diluted by thresholds where every trial is on one side).")
 
@@ -149,9 +167,10 @@ def pair_sentence(pairs: pd.DataFrame, family: dict | None = None) -> str:
     return text
 
 
-def score_sentence(diffs: pd.DataFrame, metric: str) -> str:
+def score_sentence(diffs: pd.DataFrame, metric: str, lower: bool = False) -> str:
     """The score's paired differences that survive their family (Holm over the pairs), and the
-    leads (an interval clear of 0 or p < 0.05 before the adjustment, not after)."""
+    leads (an interval clear of 0 or p < 0.05 before the adjustment, not after); lower: the
+    metric is lower-is-better, so a negative a - b favours a (the sentence says so)."""
     if diffs.empty:
         return ""
     m = int(diffs["in family"].sum()) if "in family" in diffs else len(diffs)
@@ -161,7 +180,8 @@ def score_sentence(diffs: pd.DataFrame, metric: str) -> str:
 
     def name(r):
         return f"{r['a']} - {r['b']} = {r['a - b']:.3g} (p = {r['p (sign flips)']:.2g}, Holm {r['p (Holm)']:.2g})"
-    text = (f"{metric} itself, paired differences (exact sign-flip test, Holm-adjusted over {m} "
+    better = " (lower is better)" if lower else ""
+    text = (f"{metric} itself{better}, paired differences (exact sign-flip test, Holm-adjusted over {m} "
             f"test{'s' if m != 1 else ''}): " + ("; ".join(name(r) for _, r in held.iterrows()) + " differ."
                                                  if len(held) else "no pair differs after the adjustment."))
     if len(leads):
