@@ -110,7 +110,14 @@ def cmd_sweep(args):
     from .config import load_experiment
     from .hints import harness_command
     name = args.name or load_experiment(args.experiment).name
-    md = write_report(name, args.out)
+    try:
+        md = write_report(name, args.out)
+    except Exception as err:   # the trials are recorded: a report bug must not read as a lost sweep
+        import traceback
+        traceback.print_exc()
+        print(f"the sweep's trials are recorded in the store, but its report failed ({type(err).__name__}: {err}); "
+              f"rebuild it with: {harness_command('report', name)}", file=sys.stderr)
+        return 1
     print(f"report: {md.with_suffix('.html')} (and {md.name}, trials.csv, plots/); "
           f"rebuild it with: {harness_command('report', name)}", file=sys.stderr)
     return rc
@@ -164,7 +171,7 @@ def cmd_pairs(args):
 
 def cmd_ui(args):
     from .study.ui import launch_ui
-    return launch_ui(host=args.host, port=args.port)
+    return launch_ui(host=args.host, port=args.port, read_only=args.read_only)
 
 
 def cmd_bench(args):
@@ -224,8 +231,32 @@ def add_store_parser(sub) -> None:
     q.set_defaults(func=cmd_store)
 
 
+def add_sweep_parsers(sub) -> None:
+    """sweep, and report (which a sweep runs at its end)."""
+    q = sub.add_parser("sweep", help="run an experiment's trials with Ray Tune, tracked in MLflow")
+    q.add_argument("experiment")
+    q.add_argument("--name", help="sweep name (default: the experiment's name)")
+    q.add_argument("--resume", action="store_true", help="continue a killed sweep of the same name")
+    q.add_argument("--shard", help="I/N: run only the I-th of N deterministic shares of the trials")
+    q.add_argument("--dry-run", action="store_true",
+                   help="check everything, print each trial's settings and an estimated cost; write nothing")
+    q.add_argument("--out", default="results", help="where the sweep's report goes (default results/NAME/)")
+    q.add_argument("--no-report", action="store_true", help="do not write the report when the sweep ends")
+    q.set_defaults(func=cmd_sweep)
+
+    q = sub.add_parser("report", help="write results/NAME/ from the MLflow store (default: the latest sweep)")
+    q.add_argument("name", nargs="?", help="sweep name (default: the sweep that started last in the store)")
+    q.add_argument("--out", default="results")
+    q.add_argument("--primary", action="append", metavar="A,B[@THRESHOLD]",
+                   help="the comparison a study stored without `primary:` was built for, declared after the fact "
+                   "and tested alone first (repeatable, one threshold for all; no @: the score itself); "
+                   "THRESHOLD as the experiment writes its thresholds (a fraction of real where they are relative)")
+    q.set_defaults(func=cmd_report)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m harness", description=__doc__.splitlines()[0])
+    from .hints import harness_command
+    p = argparse.ArgumentParser(prog=harness_command(), description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
 
     q = sub.add_parser("list", help="list objectives, remedies, penalties, datasets, evaluators or presets")
@@ -256,31 +287,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="check: write the figures into the shipped JSON (default: print only)")
     q.set_defaults(func=cmd_evaluator)
 
-    q = sub.add_parser("sweep", help="run an experiment's trials with Ray Tune, tracked in MLflow")
-    q.add_argument("experiment")
-    q.add_argument("--name", help="sweep name (default: the experiment's name)")
-    q.add_argument("--resume", action="store_true", help="continue a killed sweep of the same name")
-    q.add_argument("--shard", help="I/N: run only the I-th of N deterministic shares of the trials")
-    q.add_argument("--dry-run", action="store_true",
-                   help="check everything, print each trial's settings and an estimated cost; write nothing")
-    q.add_argument("--out", default="results", help="where the sweep's report goes (default results/NAME/)")
-    q.add_argument("--no-report", action="store_true", help="do not write the report when the sweep ends")
-    q.set_defaults(func=cmd_sweep)
-
-    q = sub.add_parser("report", help="write results/NAME/ from the MLflow store (default: the latest sweep)")
-    q.add_argument("name", nargs="?", help="sweep name (default: the sweep that started last in the store)")
-    q.add_argument("--out", default="results")
-    q.add_argument("--primary", action="append", metavar="A,B[@THRESHOLD]",
-                   help="the comparison a study stored without `primary:` was built for, declared after the fact "
-                   "and tested alone first (repeatable, one threshold for all; no @: the score itself); "
-                   "THRESHOLD as the experiment writes its thresholds (a fraction of real where they are relative)")
-    q.set_defaults(func=cmd_report)
-
+    add_sweep_parsers(sub)
     add_pairs_parser(sub)
     add_store_parser(sub)
     q = sub.add_parser("ui", help="MLflow UI on the project's store (127.0.0.1)")
     q.add_argument("--host", default="127.0.0.1")
     q.add_argument("--port", type=int, default=5000)
+    q.add_argument("--read-only", action="store_true",
+                   help="serve a snapshot copy of the sqlite store: nothing done in the UI reaches the study")
     q.set_defaults(func=cmd_ui)
 
     q = sub.add_parser("bench", help="measure trial speed against a plain PyTorch loop")

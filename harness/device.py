@@ -2,7 +2,21 @@
 how often losses are read back. Decided here once, from `train.*` settings and the machine."""
 from __future__ import annotations
 
+import os
+
 import torch
+
+# What a GPU holds besides the trials: shared by the sweep's GPU packing (study/sweep/packing.py)
+# and a trial's memory check (memory.py), so both live in this layer.
+CUDA_CONTEXT_BYTES = 600 * 2**20   # per process: a typical figure for recent CUDA, not measured here
+USABLE_SHARE = 0.9                 # leave headroom for the allocator's fragmentation
+
+
+def gpu_memory_bytes() -> int | None:
+    """Memory of one GPU: HARNESS_GPU_MEMORY_GB (a cluster's workers), else this machine's GPU 0."""
+    if os.environ.get("HARNESS_GPU_MEMORY_GB"):
+        return int(float(os.environ["HARNESS_GPU_MEMORY_GB"]) * 2**30)
+    return torch.cuda.get_device_properties(0).total_memory if torch.cuda.is_available() else None
 
 
 def resolve_device(name: str) -> torch.device:

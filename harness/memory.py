@@ -23,7 +23,7 @@ allocates nothing, so a pack of 100,000 is priced without being built):
                 + sample (the uint8 copy) + 4 x features x FEATURE_COPIES]
                 + the evaluator's fixed buffers (its network, FID/KID or W1/KDE matrices)
   base        = PROCESS_BYTES on the host (an imported torch and torch-fidelity in a Ray
-                worker), packing.CUDA_CONTEXT_BYTES on a GPU
+                worker), device.CUDA_CONTEXT_BYTES on a GPU
 
 On a CPU every term lives in the host's RAM. On a GPU the nets, training, data and CUDA
 context are on the device; the evaluation's samples and features are gathered on the host
@@ -223,7 +223,7 @@ def estimate(trial: Trial, device: str = "cpu", objective=None) -> Estimate:
     est = Estimate(trial.id)
     on_gpu = device != "cpu"
     trained = {"nets": nets, "training activations": training + inputs, "data": dataset_bytes(exp)}
-    from .study.sweep.packing import CUDA_CONTEXT_BYTES
+    from .device import CUDA_CONTEXT_BYTES
     if on_gpu:
         est.device = {**trained, "CUDA context": CUDA_CONTEXT_BYTES}
         est.host = {"process": PROCESS_BYTES, "data": dataset_bytes(exp), **evaluation_bytes(exp)}
@@ -291,7 +291,7 @@ def check_fits(exp: Experiment, trials: list[Trial] | None = None, ram_bytes: in
     """Refuse (ConfigError naming the field) a trial whose estimate exceeds the usable RAM, or,
     with gpu_bytes (trials train on a GPU), the usable memory of a whole GPU: the largest share
     plan.trial_gpu_shares can give a trial. Returns the largest estimate."""
-    from .study.sweep.packing import USABLE_SHARE
+    from .device import USABLE_SHARE
     ram = machine_ram_bytes() if ram_bytes is None else ram_bytes
     est, trial, objective = largest(exp, trials, "cuda" if gpu_bytes else "cpu")
     checks = [("RAM", est.host, USABLE_RAM_SHARE * ram, ram)]
@@ -329,6 +329,6 @@ def check_machine(exp: Experiment, trials: list[Trial] | None = None) -> Estimat
                       if t.objective in exp.objectives else "--objective")
     gpu = None
     if exp.train.device != "cpu":
-        from .study.sweep.plan import gpu_memory_bytes
+        from .device import gpu_memory_bytes
         gpu = gpu_memory_bytes()
     return check_fits(exp, trials, gpu_bytes=gpu)

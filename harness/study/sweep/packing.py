@@ -20,11 +20,9 @@ import math
 import torch
 from torch import nn
 
+from ...device import CUDA_CONTEXT_BYTES, USABLE_SHARE  # noqa: F401 (defined with the device)
 from ...nets import build_discriminator, build_generator
 from ...space import Arch
-
-CUDA_CONTEXT_BYTES = 600 * 2**20   # per process: a typical figure for recent CUDA, not measured here
-USABLE_SHARE = 0.9                 # leave headroom for the allocator's fragmentation
 
 
 def _activation_elements(net: nn.Module, x: torch.Tensor) -> int:

@@ -8,9 +8,9 @@ it would not fit beside the others (Ray does not check memory).
 """
 from __future__ import annotations
 
-import os
 
 from ...config import Experiment
+from ...device import gpu_memory_bytes  # noqa: F401 (the driver's and tests' name for it)
 from ...errors import UsageError
 from ...remedies.base import samples_per_input
 from ...trial import Trial, data_shape, dataset_bytes, objective_for, z_dim
@@ -64,14 +64,6 @@ def trial_resources(exp: Experiment, cluster: dict) -> dict:
         raise UsageError(f"resources.cpus_per_trial: {res['cpu']} is more than the {cluster.get('CPU', 0):g} "
                          "CPUs of the Ray cluster")
     return res
-
-
-def gpu_memory_bytes() -> int | None:
-    """Memory of one GPU: HARNESS_GPU_MEMORY_GB (a cluster's workers), else this machine's GPU 0."""
-    if os.environ.get("HARNESS_GPU_MEMORY_GB"):
-        return int(float(os.environ["HARNESS_GPU_MEMORY_GB"]) * 2**30)
-    import torch
-    return torch.cuda.get_device_properties(0).total_memory if torch.cuda.is_available() else None
 
 
 def trial_gpu_shares(exp: Experiment, trials: list[Trial], gpu_bytes: int | None) -> dict[str, float]:
