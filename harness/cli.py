@@ -239,7 +239,8 @@ def add_sweep_parsers(sub) -> None:
     q.add_argument("--resume", action="store_true", help="continue a killed sweep of the same name")
     q.add_argument("--shard", help="I/N: run only the I-th of N deterministic shares of the trials")
     q.add_argument("--dry-run", action="store_true",
-                   help="check everything, print each trial's settings and an estimated cost; write nothing")
+                   help="check everything, print each trial's settings and an estimated cost; "
+                   "no store, no Ray; lists what its checks cached")
     q.add_argument("--out", default="results", help="where the sweep's report goes (default results/NAME/)")
     q.add_argument("--no-report", action="store_true", help="do not write the report when the sweep ends")
     q.set_defaults(func=cmd_sweep)

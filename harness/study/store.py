@@ -1,7 +1,9 @@
 """MLflow: one experiment per sweep name, a parent run per shard, a child run per trial.
 
-Only the sweep's driver process talks to MLflow; Ray workers report through Tune. So an
-sqlite store never sees concurrent writers, and a cluster's workers need no access to it.
+Only the sweep's driver process talks to MLflow; Ray workers report through Tune. So a
+cluster's workers need no access to the store, and a sweep shard has one writer: its
+driver holds a lease on it (sweep/lease.py). Writes from the driver go through `Retrying`,
+so a passing store error costs a retry, not a trial.
 
 Runs and their tags:
 - parent (tag role=parent): one per (sweep name, shard); params and tags record the study,
@@ -19,10 +21,12 @@ never changes the store.
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import numbers
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -40,8 +44,29 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
 
 
+def sqlite_file(uri: str | None = None) -> Path | None:
+    """The file of a local sqlite store (`sqlite:///PATH`), else None (a server, another database)."""
+    uri = uri or tracking_uri()
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = uri[len("sqlite:///"):].split("?")[0]
+    return None if path in ("", ":memory:") else Path(path)
+
+
+def store_exists() -> bool:
+    """Whether there is a store to read: False only for a local sqlite file not created yet, so a
+    read-only check need not create it (opening an sqlite store creates the file and its tables)."""
+    path = sqlite_file()
+    return path is None or path.exists()
+
+
 def get_client():
-    """An MlflowClient on tracking_uri(), with MLflow's info chatter silenced."""
+    """An MlflowClient on tracking_uri(), with MLflow's info chatter silenced.
+
+    Opening a new sqlite file creates MLflow's tables by running its migrations; two sweeps
+    started together on a fresh file both ran them and one died ("duplicate column name:
+    step"). So a local sqlite store is opened under a file lock beside it (FILE.lock): the
+    second process waits, then finds the tables made."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     import mlflow
     from mlflow import MlflowClient
@@ -49,7 +74,64 @@ def get_client():
         logging.getLogger(name).setLevel(logging.WARNING)
     uri = tracking_uri()
     mlflow.set_tracking_uri(uri)
-    return MlflowClient(tracking_uri=uri)
+    path = sqlite_file(uri)
+    if path is None or not path.parent.is_dir():    # a missing folder: MLflow's own error names it
+        return MlflowClient(tracking_uri=uri)
+    from filelock import FileLock
+    with FileLock(f"{path}.lock"):
+        return MlflowClient(tracking_uri=uri)      # creates (and migrates) the store, once
+
+
+# ---- retries ---------------------------------------------------------------------------
+
+RETRY_DELAYS_S = (1.0, 3.0, 9.0)   # waits between the tries of one store call (4 tries, ~13 s)
+# MLflow errors that another try cannot fix (a missing run, a bad value): raised at once
+PERMANENT_ERRORS = {"RESOURCE_DOES_NOT_EXIST", "RESOURCE_ALREADY_EXISTS", "INVALID_PARAMETER_VALUE",
+                    "INVALID_STATE", "PERMISSION_DENIED", "UNAUTHENTICATED", "BAD_REQUEST"}
+
+
+def is_permanent(err: BaseException) -> bool:
+    from mlflow.exceptions import MlflowException
+    return isinstance(err, MlflowException) and err.error_code in PERMANENT_ERRORS
+
+
+class Retrying:
+    """An MlflowClient whose calls are tried again, after RETRY_DELAYS_S, when they fail for a
+    reason that may pass (sqlite's "database is locked", a server restarting, a dropped
+    connection). Why: a sweep writes to the store for hours from Tune's callbacks, where an
+    exception fails a trial or stops the sweep; a passing hiccup should cost a wait, not a
+    trial's result. Each call is retried alone with the same arguments, so a retried metric
+    batch carries the same timestamps and MLflow keeps one copy."""
+
+    def __init__(self, client):
+        self._client = client
+
+    def __getattr__(self, name):
+        if name.startswith("__") or name == "_client":    # pickling, copying: not the client's
+            raise AttributeError(name)
+        attr = getattr(self._client, name)
+        if name.startswith("_") or not callable(attr):
+            return attr
+
+        @functools.wraps(attr)
+        def call(*args, **kwargs):
+            delays = list(RETRY_DELAYS_S)
+            while True:
+                try:
+                    return attr(*args, **kwargs)
+                except Exception as err:  # noqa: BLE001 - which errors pass is not knowable in advance
+                    if not delays or is_permanent(err):
+                        raise
+                    delay = delays.pop(0)
+                    print(f"MLflow {name} failed ({type(err).__name__}: {str(err)[:300]}); "
+                          f"trying again in {delay:g} s", file=sys.stderr)
+                    time.sleep(delay)
+        return call
+
+
+def retrying(client) -> Retrying:
+    """`client` with its calls retried (once wrapped, not twice)."""
+    return client if isinstance(client, Retrying) else Retrying(client)
 
 
 def find_experiment(client, name: str):
@@ -78,7 +160,12 @@ def open_experiment(client, name: str) -> str:
     refuses a new experiment under a deleted one's name)."""
     exp = client.get_experiment_by_name(name)
     if exp is None:
-        return client.create_experiment(name)
+        try:
+            return client.create_experiment(name)
+        except Exception as err:
+            exp = client.get_experiment_by_name(name)   # another driver created it meanwhile
+            if exp is None:
+                raise err from None
     if exp.lifecycle_stage == "deleted":
         client.restore_experiment(exp.experiment_id)
     return exp.experiment_id
@@ -250,7 +337,7 @@ class ChildRuns:
     """The sweep's child runs, by trial id: created when Ray starts a trial, ended with it."""
 
     def __init__(self, client, exp_id: str, parent_id: str, sweep: str, shard: str):
-        self.client, self.exp_id, self.parent_id = client, exp_id, parent_id
+        self.client, self.exp_id, self.parent_id = retrying(client), exp_id, parent_id
         self.sweep, self.shard = sweep, shard
         self.open: dict[str, str] = {}        # trial id -> run id of the running attempt
         self.attempts: dict[str, int] = {}
@@ -272,8 +359,8 @@ class ChildRuns:
         run = self.client.create_run(self.exp_id, run_name=trial_label(params["objective"], params["seed"],
                                                                        params["arch_id"], RUNNING),
                                      tags={k: str(v) for k, v in tags.items()})
+        self.open[trial_id] = run.info.run_id      # before its params: a failure there leaves it open, not lost
         log_params(self.client, run.info.run_id, params)
-        self.open[trial_id] = run.info.run_id
         return run.info.run_id
 
     def tag(self, trial_id: str, tags: dict) -> None:
@@ -291,11 +378,13 @@ class ChildRuns:
         if trial_id in self.open:
             log_points(self.client, self.open[trial_id], points)
 
-    def finish(self, record: TrialRecord, samples_png: bytes | None = None, drop_tags=()) -> None:
+    def finish(self, record: TrialRecord, samples_png: bytes | None = None, drop_tags=()) -> bool:
         """End a trial that returned a record: ok, diverged and collapsed are all FINISHED runs.
         drop_tags: tags to delete once the run has ended (a checkpoint pointer whose files are
-        about to go; until the run is FINISHED it is what --resume continues from)."""
-        rid = self.open.pop(record.trial_id)
+        about to go; until the run is FINISHED it is what --resume continues from). The run
+        stays open until it has ended, so a call that fails can be made again. Returns whether
+        the tags were dropped too (the run is FINISHED either way)."""
+        rid = self.open[record.trial_id]
         log_points(self.client, rid, [(record.iterations, {**record.summary(), **record.metrics})])
         tags = {"status": record.status, "headline": record.headline or "", "iterations": record.iterations}
         if record.resumed_from is not None:
@@ -312,7 +401,13 @@ class ChildRuns:
                 path.write_bytes(samples_png)
                 self.client.log_artifact(rid, str(path))
         end_run(self.client, rid, "FINISHED")
-        self._delete_tags(rid, drop_tags)
+        self.open.pop(record.trial_id, None)
+        try:
+            self._delete_tags(rid, drop_tags)
+        except Exception as err:  # noqa: BLE001 - the record is in; a stale pointer is only kept
+            print(f"[{record.trial_id}] recorded, but could not drop its tags {list(drop_tags)}: {err}", file=sys.stderr)
+            return False
+        return True
 
     def error(self, trial_id: str, message: str, final: bool) -> None:
         """A raised trial: kept RUNNING for its retry, or ended FAILED with status failed."""
@@ -327,7 +422,9 @@ class ChildRuns:
 
     def abort_all(self, status: str = "KILLED") -> None:
         for trial_id in list(self.open):
-            rid = self.open.pop(trial_id)
+            rid = self.open.pop(trial_id, None)   # None: ended meanwhile (a sweep stopping from another thread)
+            if rid is None:
+                continue
             set_tags(self.client, rid, {"status": KILLED})
             end_run(self.client, rid, status)
 

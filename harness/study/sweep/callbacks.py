@@ -2,10 +2,17 @@
 
 They share one `TrialStates` (trial id -> state), which the recorder writes and the
 progress line reads.
+
+Tune fails a trial, or stops the whole sweep, when a callback raises. So no callback here
+raises: the store's calls are retried with backoff (store.Retrying), and what still fails
+is reported on stderr; a trial's result that could not be written is tried again at the
+end of the run, its checkpoint kept until it is written, and `--resume` reruns it from
+that checkpoint if the store never took it.
 """
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import sys
 import time
@@ -100,22 +107,45 @@ class TrialStates(dict):
         return work / max(min(self.slots, waiting), 1)
 
 
-class Recorder(tune.Callback):
-    """Starts a child run when Tune starts a trial, streams its metric points, ends it with its record."""
+def guarded(what: str):
+    """A Recorder callback that reports an exception (after the store's own retries) instead of
+    raising it into Tune, which would fail the trial or stop the sweep for a store hiccup."""
+    def wrap(method):
+        @functools.wraps(method)
+        def call(self, iteration, trials, trial, *args, **kwargs):
+            try:
+                return method(self, iteration, trials, trial, *args, **kwargs)
+            except Exception as err:  # noqa: BLE001 - a callback that raises fails the trial in Tune
+                print(f"[{trial_id_of(trial)}] could not record {what} in MLflow: {type(err).__name__}: {err}",
+                      file=sys.stderr)
+        return call
+    return wrap
 
-    def __init__(self, trials: dict[str, Trial], runs: ChildRuns, states: TrialStates, keep_checkpoints: bool = False):
+
+class Recorder(tune.Callback):
+    """Starts a child run when Tune starts a trial, streams its metric points, ends it with its record.
+
+    `stopping()` says the sweep was told to stop (SIGINT / SIGTERM): a trial that errs or ends
+    without a record then is not recorded failed (the signal may have reached its worker
+    too); the driver ends its run KILLED and --resume runs it again."""
+
+    def __init__(self, trials: dict[str, Trial], runs: ChildRuns, states: TrialStates, keep_checkpoints: bool = False,
+                 stopping=lambda: False):
         self.trials, self.runs, self.states = trials, runs, states
-        self.keep_checkpoints = keep_checkpoints
+        self.keep_checkpoints, self.stopping = keep_checkpoints, stopping
         self.finals: dict[str, tuple[TrialRecord, bytes | None]] = {}
         self.checkpoints: dict[str, object] = {}     # trial id -> its latest Tune checkpoint
+        self.unrecorded: dict[str, tuple] = {}       # trial id -> (record, png, Tune trial) MLflow did not take yet
 
+    @guarded("its start")
     def on_trial_start(self, iteration, trials, trial, **info):
         tid = trial_id_of(trial)
-        self.runs.start(tid, self.trials[tid].params())
         self.states[tid] = RUNNING
         self.states.started[tid] = time.monotonic()
         self.states.slots = max(self.states.slots, self.states.count(RUNNING, RETRYING))
+        self.runs.start(tid, self.trials[tid].params())
 
+    @guarded("its metric points")
     def on_trial_result(self, iteration, trials, trial, result, **info):
         h = result.get("harness") or {}
         tid = trial_id_of(trial)
@@ -126,6 +156,7 @@ class Recorder(tune.Callback):
         if "resumed_from" in h:
             self.runs.tag(tid, {"resumed_from": h["resumed_from"]})
 
+    @guarded("its checkpoint's place")
     def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
         """Where the trial's latest state is, on its child run: --resume continues from it."""
         tid = trial_id_of(trial)
@@ -133,20 +164,47 @@ class Recorder(tune.Callback):
         where, iteration = checkpoint_uri(checkpoint), checkpoint.get_metadata().get("iteration", "")
         self.runs.tag(tid, dict(zip(CHECKPOINT_TAGS, (where, iteration))))
 
+    @guarded("its end")
     def on_trial_complete(self, iteration, trials, trial, **info):
         tid = trial_id_of(trial)
         final = self.finals.pop(tid, None)
         if final is None:
-            self.runs.error(tid, "the trial ended without reporting a result", final=True)
+            if self.stopping():
+                return
             self.states[tid] = FAILED
+            self.runs.error(tid, "the trial ended without reporting a result", final=True)
         else:
-            # the record first, the checkpoint files after it: if MLflow fails while the record is
-            # written, the run still points at a checkpoint that exists and --resume continues there
-            self.runs.finish(*final, drop_tags=() if self.keep_checkpoints else CHECKPOINT_TAGS)
             self.states[tid] = final[0].status
             self.states.took[tid] = time.monotonic() - self.states.started.get(tid, time.monotonic())
-            if not self.keep_checkpoints:
-                self.remove_checkpoints(trial)
+            self.unrecorded[tid] = (*final, trial)
+            self.record(tid)
+
+    def record(self, tid: str) -> bool:
+        """Write a finished trial's record (kept in `unrecorded` until MLflow took it), then delete
+        its checkpoints: the record first, the checkpoint files after it, so if MLflow fails while
+        the record is written the run still points at a checkpoint that exists and --resume
+        continues there."""
+        record, png, trial = self.unrecorded[tid]
+        try:
+            if tid not in self.runs.open:     # its start never reached the store
+                self.runs.start(tid, self.trials[tid].params())
+            dropped = self.runs.finish(record, png, drop_tags=() if self.keep_checkpoints else CHECKPOINT_TAGS)
+        except Exception as err:  # noqa: BLE001 - a callback that raises fails the trial in Tune
+            print(f"[{tid}] could not record its result in MLflow ({type(err).__name__}: {err}); its checkpoint "
+                  "is kept and the record tried again at the end of this run", file=sys.stderr)
+            return False
+        del self.unrecorded[tid]
+        if not self.keep_checkpoints and dropped:
+            self.remove_checkpoints(trial)
+        return True
+
+    def on_experiment_end(self, trials, **info):
+        """The records MLflow refused during the run, tried once more."""
+        for tid in list(self.unrecorded):
+            self.record(tid)
+        if self.unrecorded:
+            print(f"{len(self.unrecorded)} trials' results could not be recorded in MLflow: "
+                  f"{', '.join(self.unrecorded)}; `--resume` runs them again from their checkpoints", file=sys.stderr)
 
     def remove_checkpoints(self, trial) -> None:
         """A recorded trial's checkpoints (this run's and the earlier run's it resumed from)
@@ -164,15 +222,20 @@ class Recorder(tune.Callback):
         except Exception as err:  # noqa: BLE001 - a callback that raises fails the trial in Tune
             print(f"[{tid}] could not remove its checkpoints {uris}: {err}", file=sys.stderr)
 
+    @guarded("its error")
     def on_trial_recover(self, iteration, trials, trial, **info):
         tid = trial_id_of(trial)
-        self.runs.error(tid, error_text(trial), final=False)
         self.states[tid] = RETRYING
+        if not self.stopping():
+            self.runs.error(tid, error_text(trial), final=False)
 
+    @guarded("its error")
     def on_trial_error(self, iteration, trials, trial, **info):
         tid = trial_id_of(trial)
-        self.runs.error(tid, error_text(trial), final=True)
+        if self.stopping():
+            return
         self.states[tid] = FAILED
+        self.runs.error(tid, error_text(trial), final=True)
 
 
 class SweepClock(tune.Callback):

@@ -1,11 +1,13 @@
 """The recorder callback: a trial's record reaches MLflow before its checkpoint is deleted, so an
-MLflow failure at that moment leaves a checkpoint --resume can continue from."""
+MLflow failure at that moment leaves a checkpoint --resume can continue from; no callback
+raises into Tune, and a store call that fails once is retried; the progress line's estimate."""
 from __future__ import annotations
 
 from types import SimpleNamespace
 
 import pytest
 from ray import tune
+from sweep_fakes import made_store, store_template  # noqa: F401 - fixtures
 
 from harness.config import from_dict
 from harness.record import TrialRecord
@@ -15,7 +17,7 @@ from harness.trial import trials_of
 
 
 @pytest.fixture
-def finishing_trial(project):
+def finishing_trial(project, made_store):
     """A child run tagged with its checkpoint at iteration 40, and the record Tune reported for it."""
     exp = from_dict({"name": "rec", "dataset": "ring8", "objectives": ["gan"], "space": {"n": 1, "seed": 0}})
     client = store.get_client()
@@ -48,19 +50,104 @@ def test_a_recorded_trial_loses_its_checkpoint_files_and_its_pointer_to_them(fin
     assert not ckpt_dir.exists()
 
 
-def test_an_mlflow_failure_while_recording_keeps_the_checkpoint_for_resume(finishing_trial, monkeypatch):
+@pytest.fixture
+def no_waits(monkeypatch):
+    """The store's retries without their waits."""
+    monkeypatch.setattr(store, "RETRY_DELAYS_S", (0.0, 0.0, 0.0))
+
+
+def test_an_mlflow_failure_while_recording_keeps_the_checkpoint_for_resume(finishing_trial, monkeypatch, no_waits,
+                                                                           capsys):
+    """The store refuses every try: the callback does not raise into Tune (which would fail the
+    trial or stop the sweep); the run still points at its checkpoint for --resume, and the
+    record is tried again at the end of the run, where a store that came back takes it."""
     client, exp_id, recorder, rtrial, ckpt_dir = finishing_trial
+    tid = rtrial.config["trial"]["trial_id"]
+    real = client.set_terminated
+
     def locked(*args, **kwargs):
         raise RuntimeError("database is locked")
     monkeypatch.setattr(client, "set_terminated", locked)
-    with pytest.raises(RuntimeError, match="locked"):
-        recorder.on_trial_complete(0, [], rtrial)
+    recorder.on_trial_complete(0, [], rtrial)
+    assert "could not record its result" in capsys.readouterr().err
     assert (ckpt_dir / "state.pt").read_bytes() == b"state at 40"
     [run] = store.children(client, exp_id)
     parent_id = run.data.tags["mlflow.parentRunId"]
     assert run.info.status == "RUNNING" and store.answered_trials(client, exp_id, parent_id) == {}
-    assert store.latest_checkpoints(client, exp_id, parent_id, {}) == {
-        rtrial.config["trial"]["trial_id"]: {"path": str(ckpt_dir), "iteration": 40}}
+    assert store.latest_checkpoints(client, exp_id, parent_id, {}) == {tid: {"path": str(ckpt_dir), "iteration": 40}}
+    assert recorder.states[tid] == "ok", "the progress line counts it done"
+
+    recorder.on_experiment_end([])                        # still refused: --resume's turn
+    assert "runs them again from their checkpoints" in capsys.readouterr().err
+    monkeypatch.setattr(client, "set_terminated", real)
+    recorder.on_experiment_end([])                        # the store is back
+    [run] = store.children(client, exp_id)
+    assert run.info.status == "FINISHED" and run.data.tags["status"] == "ok" and "checkpoint" not in run.data.tags
+    assert store.answered_trials(client, exp_id, parent_id) == {tid: run.info.run_id}
+    assert not ckpt_dir.exists()
+
+
+def test_a_store_call_that_fails_once_costs_a_retry_not_the_trial(finishing_trial, monkeypatch, no_waits, capsys):
+    """log_batch (metrics, params and tags all go through it) fails once while the result is
+    written: retried with the same arguments, the trial ends recorded, each metric point once."""
+    client, exp_id, recorder, rtrial, ckpt_dir = finishing_trial
+    real, failures = client.log_batch, []
+
+    def flaky(*args, **kwargs):
+        if not failures:
+            failures.append(1)
+            raise ConnectionError("tracking server restarting")
+        return real(*args, **kwargs)
+    monkeypatch.setattr(client, "log_batch", flaky)
+    recorder.on_trial_complete(0, [], rtrial)
+    assert failures and "log_batch failed (ConnectionError" in capsys.readouterr().err
+    [run] = store.children(client, exp_id)
+    assert run.info.status == "FINISHED" and run.data.tags["status"] == "ok"
+    assert run.data.metrics["modes_covered"] == 8.0
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "modes_covered")] == [80]
+    assert not ckpt_dir.exists()
+
+
+def test_a_trial_whose_start_the_store_missed_is_still_recorded(project, made_store, monkeypatch, no_waits, capsys):
+    """create_run fails on every try when Tune starts the trial: no run, no exception into Tune;
+    when the trial completes its run is made then, with its record."""
+    exp = from_dict({"name": "late", "dataset": "ring8", "objectives": ["gan"], "space": {"n": 1, "seed": 0}})
+    client = store.get_client()
+    exp_id = store.open_experiment(client, "late")
+    pid = store.start_parent(client, exp_id, "late", "1/1", exp.to_dict(), 1, "late.yaml")
+    [trial] = trials_of(exp)
+    recorder = Recorder({trial.id: trial}, store.ChildRuns(client, exp_id, pid, "late", "1/1"), TrialStates())
+    rtrial = SimpleNamespace(config={"trial": {"trial_id": trial.id}})
+    real = client.create_run
+
+    def down(*args, **kwargs):
+        raise ConnectionError("no route to host")
+    monkeypatch.setattr(client, "create_run", down)
+    recorder.on_trial_start(0, [], rtrial)
+    recorder.on_trial_result(0, [], rtrial, {"harness": {"points": [(10, {"loss_d": 1.0})]}})
+    assert "could not record its start" in capsys.readouterr().err and store.children(client, exp_id) == []
+    monkeypatch.setattr(client, "create_run", real)
+    record = TrialRecord(trial.id, trial.arch.id, "gan", 0, status="diverged", iterations=80, params=trial.params())
+    recorder.on_trial_result(0, [], rtrial, {"harness": {"record": record.to_dict()}})
+    recorder.on_trial_complete(0, [], rtrial)
+    [run] = store.children(client, exp_id)
+    assert run.info.status == "FINISHED" and run.data.tags["status"] == "diverged"
+    assert run.data.params["objective"] == "gan"
+
+
+def test_errors_of_trials_stopped_by_a_signal_are_not_recorded_as_failures(finishing_trial):
+    """SIGTERM from `timeout` or a scheduler reaches Ray's workers too, and their trials raise:
+    while the sweep stops, that is not the trial's failure; the driver ends the run KILLED."""
+    client, exp_id, recorder, rtrial, ckpt_dir = finishing_trial
+    recorder.finals.clear()
+    recorder.stopping = lambda: True
+    recorder.on_trial_error(0, [], rtrial)
+    recorder.on_trial_complete(0, [], rtrial)
+    [run] = store.children(client, exp_id)
+    assert run.info.status == "RUNNING" and run.data.tags["status"] == "running"
+    recorder.runs.abort_all("KILLED")
+    [run] = store.children(client, exp_id)
+    assert run.info.status == "KILLED" and run.data.tags["status"] == "killed"
 
 
 def test_time_left_prices_each_remaining_trial_at_its_own_methods_mean():

@@ -1,6 +1,12 @@
-"""Sweeps end to end (Ray Tune on 2 CPUs): input checks, failure policy, kill and resume."""
+"""Sweeps end to end: input checks, refusals, the lease, signals, failure policy, kill and resume.
+
+The fast tests run the real driver in-process (`harness.cli.main`) with Ray and training
+stood in for (sweep_fakes.py): the plumbing. The slow ones (Ray Tune on 2 CPUs, real
+trials, real signals and kill -9) check that the plumbing holds with Ray underneath.
+"""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -12,11 +18,16 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import harness_cmd, kill_session, run_harness
+from sweep_fakes import fake_sweep, made_store, store_template  # noqa: F401 - fixtures
 
 from harness import cli
 from harness.config import from_dict
 from harness.record import TrialRecord
 from harness.study import results, store
+from harness.study.report.build import load_study
+from harness.study.sweep import driver
+from harness.study.sweep.lease import PREFIX as LEASE_PREFIX
+from harness.study.sweep.lease import Lease
 from harness.trial import trials_of
 
 
@@ -84,27 +95,185 @@ def test_bad_command_line_exits_2_and_writes_nothing(args, field, project, write
     assert cli.main(["report", "../elsewhere"]) == 2 and not (project / "results").exists()
 
 
-def test_more_cpus_per_trial_than_the_cluster_exits_2_before_the_store(project, write_experiment, tiny_toy2d):
+@pytest.fixture
+def no_ray(monkeypatch):
+    """Starting Ray fails the test: what it guards must not need Ray."""
+    import ray
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("Ray was started")
+    monkeypatch.setattr(driver, "start_ray", refuse)
+    monkeypatch.setattr(ray, "init", refuse)
+
+
+def test_more_cpus_per_trial_than_the_machine_exits_2_before_the_store_and_ray(project, write_experiment, tiny_toy2d,
+                                                                                no_ray, capsys):
     path = write_experiment("greedy", **{**tiny_toy2d, "resources": {"cpus_per_trial": 64}})
-    r = run_harness("sweep", path)
-    assert r.returncode == 2 and "resources.cpus_per_trial" in r.stderr, r.stderr
-    assert not (project / "mlflow.db").exists()
+    assert cli.main(["sweep", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "resources.cpus_per_trial" in err and "64" in err, err
+    assert {p.name for p in project.iterdir()} == {"greedy.yaml"}
+
+
+def _parents(name):
+    c = _client()
+    return store.parents(c, store.find_experiment(c, name).experiment_id)
+
+
+def _state(name):
+    """Every run of the sweep (deleted ones too) with its status and tags: to show nothing changed."""
+    c = _client()
+    exp = store.find_experiment(c, name)
+    return sorted((r.info.run_id, r.info.status, tuple(sorted(r.data.tags.items())))
+                  for r in c.search_runs([exp.experiment_id], run_view_type=3)), dict(c.get_experiment(exp.experiment_id).tags)
+
+
+def test_refusals_of_an_existing_sweep_come_before_ray_and_change_nothing(project, write_experiment, tiny_toy2d,
+                                                                          fake_sweep, made_store, capsys):
+    """Issue 27: find_parent only reads, so a refused --resume, changed file or other split costs
+    no Ray start-up. The fake stands in for Ray and training; its counters show neither ran."""
+    path = write_experiment("again", **tiny_toy2d)
+    assert cli.main(["sweep", str(path), "--no-report"]) == 0
+    assert fake_sweep.ray_starts == 1 and len(fake_sweep.fitted) == 1
+    before = _state("again")
+    capsys.readouterr()
+    assert cli.main(["sweep", str(path)]) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert cli.main(["sweep", str(path), "--resume", "--shard", "1/2"]) == 2
+    assert "split as 1/1, not into 2 shards" in capsys.readouterr().err
+    changed = yaml.safe_load(Path(path).read_text())
+    changed["budget"]["iterations"] = 999
+    Path(path).write_text(yaml.safe_dump(changed))
+    assert cli.main(["sweep", str(path), "--resume"]) == 2
+    assert "budget.iterations: 80 -> 999" in capsys.readouterr().err
+    assert fake_sweep.ray_starts == 1 and len(fake_sweep.fitted) == 1
+    assert _state("again") == before
+
+
+@pytest.mark.parametrize("resume", [False, True], ids=["two new sweeps", "two resumes"])
+def test_a_sweep_another_driver_runs_is_refused_naming_it(resume, project, write_experiment, tiny_toy2d, fake_sweep,
+                                                          made_store, capsys):
+    """Two `--resume`s of one sweep started together both ran every trial. The lease held here
+    stands for the other driver: this one exits 2 naming it, before Ray, writing nothing."""
+    path = write_experiment("busy", **tiny_toy2d)
+    if resume:
+        assert cli.main(["sweep", str(path), "--no-report"]) == 0
+    c = _client()
+    other = Lease(c, store.open_experiment(c, "busy"), "busy", "1/1").acquire()
+    try:
+        before, starts = _state("busy"), fake_sweep.ray_starts
+        capsys.readouterr()
+        assert cli.main(["sweep", str(path), *(["--resume"] if resume else [])]) == 2
+        err = capsys.readouterr().err
+        assert "'busy' (shard 1/1) is already being run by" in err and f"pid {os.getpid()}" in err, err
+        assert "expires at" in err and f"ps -p {os.getpid()}" in err
+        assert fake_sweep.ray_starts == starts and _state("busy") == before
+    finally:
+        other.release()
+    assert cli.main(["sweep", str(path), *(["--resume"] if resume else []), "--no-report"]) == 0
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, "twice"])
+def test_a_signal_stops_the_sweep_its_runs_end_killed_and_resume_continues(sig, project, write_experiment, tiny_toy2d,
+                                                                           fake_sweep, made_store, capsys):
+    """SIGTERM (a scheduler, `timeout`) is treated as SIGINT: the trial running is ended KILLED,
+    the recorded one kept, the parent KILLED, exit 128 + the signal and no "done"; --resume
+    runs only what is left. Twice: a second SIGTERM while the sweep stops ends it at once."""
+    path = write_experiment("stopped", **tiny_toy2d)
+    number = signal.SIGTERM if sig == "twice" else sig
+    handler_before = signal.getsignal(number)
+
+    def send(runs, trial):
+        if trial.id == fake_sweep.fitted[0][1]:          # while the second trial runs
+            os.kill(os.getpid(), number)
+            if sig == "twice":
+                os.kill(os.getpid(), number)
+    fake_sweep.during = send
+    assert cli.main(["sweep", str(path)]) == 128 + number
+    err = capsys.readouterr().err
+    assert "] done;" not in err and f"stopped by {signal.Signals(number).name}" in err and "--resume" in err, err
+    assert not (project / "results").exists(), "no report for a stopped sweep"
+    assert signal.getsignal(number) is handler_before, "the caller's handler is back"
+    [parent] = _parents("stopped")
+    assert parent.info.status == "KILLED"
+    df = _trials_frame("stopped").set_index("trial_id")
+    first, second = fake_sweep.fitted[0][:2]
+    assert df.loc[first, "run_status"] == "FINISHED" and df.loc[second, "run_status"] == "KILLED"
+    assert df.loc[second, "status"] == "killed" and len(df) == 2
+
+    fake_sweep.during = None
+    assert cli.main(["sweep", str(path), "--resume", "--no-report"]) == 0
+    assert fake_sweep.fitted[1] == fake_sweep.fitted[0][1:], "the recorded trial is not rerun"
+    [parent] = _parents("stopped")
+    df = _trials_frame("stopped")
+    assert parent.info.status == "FINISHED" and df["trial_id"].is_unique and len(df) == 4
+    assert set(df["run_status"]) == {"FINISHED"}
+
+
+def test_a_failure_after_the_trials_ran_leaves_a_sweep_resume_finishes_without_retraining(
+        project, write_experiment, tiny_toy2d, fake_sweep, made_store, monkeypatch, capsys):
+    """A crash in aggregation once left the parent RUNNING and every --resume crashed the same
+    way. Now the parent ends FAILED with the records kept, `report` rebuilds from them, and
+    --resume (nothing to train) aggregates and finishes."""
+    path = write_experiment("aggfail", **tiny_toy2d)
+    real, calls = driver.aggregate_onto_parent, []
+
+    def fails_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("aggregation bug")
+        return real(*args, **kwargs)
+    monkeypatch.setattr(driver, "aggregate_onto_parent", fails_once)
+    assert cli.main(["sweep", str(path), "--no-report"]) == 1
+    err = capsys.readouterr().err
+    assert "RuntimeError: aggregation bug" in err and "--resume" in err and "] done;" not in err
+    [parent] = _parents("aggfail")
+    assert parent.info.status == "FAILED" and not any(k.startswith("success/") for k in parent.data.metrics)
+    trained = fake_sweep.fitted[0]
+    df = _trials_frame("aggfail")
+    assert sorted(df["trial_id"]) == sorted(trained) and set(df["run_status"]) == {"FINISHED"}
+    c = _client()
+    assert not [k for k in c.get_experiment(parent.info.experiment_id).tags if k.startswith(LEASE_PREFIX)]
+
+    _, frame, _, _ = load_study("aggfail")                  # what `report` rebuilds from
+    assert sorted(frame["trial_id"]) == sorted(trained) and set(frame["status"]) == {"ok"}
+
+    assert cli.main(["sweep", str(path), "--resume", "--no-report"]) == 0
+    assert fake_sweep.fitted == [trained], "nothing retrained"
+    [parent] = _parents("aggfail")
+    assert parent.info.status == "FINISHED" and parent.data.metrics["success/gan/4"] == 2   # score 5 > 4
+
+
+def test_relative_thresholds_reach_the_parent_run(project, write_experiment, tiny_toy2d, fake_sweep, made_store, capsys):
+    """Fast twin of the Ray test below: ring8's real samples cover all 8 modes, so 0.5 x real =
+    4 modes and 0.99 x real = 7.92; the stand-in trials score 5."""
+    settings = {**tiny_toy2d, "objectives": ["gan"], "space": {**tiny_toy2d["space"], "n": 1},
+                "thresholds": [0.5, 0.99], "thresholds_relative": True}
+    path = write_experiment("relfast", **settings)
+    assert cli.main(["sweep", str(path), "--no-report"]) == 0
+    assert "real data's score 8: thresholds [4.0, 7.92]" in capsys.readouterr().err
+    [parent] = _parents("relfast")
+    assert float(parent.data.params["real_score"]) == 8.0
+    assert parent.data.metrics["success/gan/4"] == 1 and parent.data.metrics["success/gan/7.92"] == 0
 
 
 # ---- failure policy ------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_raising_trial_is_retried_then_failed_and_absurd_lr_diverges(project, write_experiment, tiny_fmnist):
-    """gan with lr 1e12 diverges at once (a result); wgan-gp reaches its evaluation with a corrupt
-    Inception weights file (a half-copied download: it exists, so the up-front check passes,
-    but torch cannot load it), raises, is retried once and recorded failed."""
-    corrupt = project / "inception-truncated.pth"
-    corrupt.write_bytes(b"PK\x03\x04 this is not a complete torch checkpoint")
+    """gan with lr 1e12 diverges at once (a result); wgan-gp reaches its evaluation with an
+    Inception weights file that is a state dict of tensors but not Inception's (the up-front
+    check reads it as weights and passes; the network refuses its keys when the trial
+    evaluates), raises, is retried once and recorded failed."""
+    import torch
+    corrupt = project / "inception-wrong.pth"
+    torch.save({"not_an_inception_layer.weight": torch.zeros(3)}, corrupt)
     settings = {**tiny_fmnist, "eval": {"evaluator": "inception", "n_samples": 50, "weights_path": str(corrupt)},
                 "space": {**tiny_fmnist["space"], "n": 1},
                 "budget": {"iterations": 6, "batch_size": 16},
                 "objective_overrides": {"gan": {"lr_d": 1.0e12, "lr_g": 1.0e12}}}
     path = write_experiment("failures", **settings)
-    r = run_harness("sweep", path)
+    r = run_harness("sweep", path, "--no-report")
     assert r.returncode == 0, r.stderr
     df = _trials_frame("failures").set_index("objective")
     assert df.loc["gan", "status"] == "diverged" and df.loc["gan", "run_status"] == "FINISHED"
@@ -128,10 +297,13 @@ def _wait_until(condition, proc, log: Path, timeout=600):
         time.sleep(0.5)
 
 
+@pytest.mark.slow
 def test_kill_then_resume_runs_every_trial_exactly_once(project, write_experiment, tiny_toy2d, hold_trials,
                                                         monkeypatch):
     """Deterministic on any machine: the second architecture's trials are held (they cannot
-    finish), so when the first architecture's are recorded the kill lands mid-sweep."""
+    finish), so when the first architecture's are recorded the kill lands mid-sweep. Only the
+    driver is killed and --resume starts at once: the dead driver's lease is taken over (same
+    machine, its pid gone) and the Ray processes it left behind are not in the new one's way."""
     path = write_experiment("killme", **tiny_toy2d)
     trials = trials_of(from_dict(tiny_toy2d))
     held = [t.id for t in trials if t.arch == trials[-1].arch]
@@ -153,16 +325,17 @@ def test_kill_then_resume_runs_every_trial_exactly_once(project, write_experimen
         assert running == set(held), "the held trials should be running, waiting at the gate"
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
-    finally:
-        kill_session(proc.pid, signal.SIGKILL)   # the local Ray processes it started
-    assert not gate.exists()
-    before = _trials_frame("killme")
-    assert set(before.loc[before["run_status"] == "FINISHED", "trial_id"]) == free
+        assert not gate.exists()
+        before = _trials_frame("killme")
+        assert set(before.loc[before["run_status"] == "FINISHED", "trial_id"]) == free
 
-    monkeypatch.delenv("HARNESS_TEST_HOLD")      # the resumed sweep runs every trial freely
-    r = run_harness("sweep", path, "--resume")
+        monkeypatch.delenv("HARNESS_TEST_HOLD")      # the resumed sweep runs every trial freely
+        r = run_harness("sweep", path, "--resume", "--no-report")
+    finally:
+        kill_session(proc.pid, signal.SIGKILL)   # the local Ray processes the killed driver left
     assert r.returncode == 0, r.stderr
     assert f"{len(free)} already done, {len(held)} to run" in r.stderr
+    assert "took over the lease of a driver that is gone" in r.stderr
     df = _trials_frame("killme")
     assert sorted(df["trial_id"]) == sorted(t.id for t in trials)
     assert df["trial_id"].is_unique and set(df["run_status"]) == {"FINISHED"}
@@ -175,16 +348,55 @@ def test_kill_then_resume_runs_every_trial_exactly_once(project, write_experimen
     csv = pd.read_csv(project / "results" / "killme" / "trials.csv")
     assert len(csv) == len(trials) and csv["trial_id"].is_unique
 
-    # the same sweep again without --resume is refused; a changed file is refused by name
-    r = run_harness("sweep", path)
-    assert r.returncode == 2 and "--resume" in r.stderr
-    changed = yaml.safe_load(Path(path).read_text())
-    changed["budget"]["iterations"] = 999
-    Path(path).write_text(yaml.safe_dump(changed))
-    r = run_harness("sweep", path, "--resume")
-    assert r.returncode == 2 and "budget.iterations: 80 -> 999" in r.stderr, r.stderr
+
+@pytest.mark.slow
+@pytest.mark.parametrize("group", [False, True], ids=["the driver", "its process group"])
+def test_sigterm_stops_a_ray_sweep_killed_and_a_second_driver_is_refused_meanwhile(group, project, write_experiment,
+                                                                                   tiny_toy2d, hold_trials, monkeypatch):
+    """SIGTERM to the driver (kill, a container stopping) or to its whole process group (what
+    `timeout` and batch schedulers do: Ray's processes get it too) once ended in a Ray abort,
+    exit 134, runs left RUNNING. Now: exit 143, no "done", the held trials' runs and the parent
+    KILLED, and --resume runs the rest. While the sweep runs, a second driver is refused."""
+    path = write_experiment("termed", **tiny_toy2d)
+    trials = trials_of(from_dict(tiny_toy2d))
+    held = [t.id for t in trials if t.arch == trials[-1].arch]
+    free = {t.id for t in trials} - set(held)
+    hold_trials(held)
+    monkeypatch.setenv("HARNESS_RAY_NUM_CPUS", str(len(trials)))
+    log = project / "sweep.log"
+    with open(log, "w") as fh:
+        proc = subprocess.Popen(harness_cmd("sweep", path), stdout=fh, stderr=fh, start_new_session=True)
+    try:
+        _wait_until(lambda: "trials (" in log.read_text(), proc, log)
+        c = _client()
+        exp_id = store.find_experiment(c, "termed").experiment_id
+        by_status = lambda status: {r.data.tags["trial_id"] for r in store.children(c, exp_id)  # noqa: E731
+                                    if r.info.status == status}
+        _wait_until(lambda: by_status("FINISHED") == free and by_status("RUNNING") == set(held), proc, log)
+        r = run_harness("sweep", path, "--resume")
+        assert r.returncode == 2 and f"pid {proc.pid}" in r.stderr and "already being run" in r.stderr, r.stderr
+        (os.killpg if group else os.kill)(proc.pid, signal.SIGTERM)
+        rc = proc.wait(timeout=180)
+    finally:
+        kill_session(proc.pid, signal.SIGKILL)
+    text = log.read_text()
+    assert rc == 143, text
+    assert "] done;" not in text and "stopped by SIGTERM" in text, text
+    [parent] = store.parents(c, exp_id)
+    assert parent.info.status == "KILLED"
+    df = _trials_frame("termed").set_index("trial_id")
+    assert set(df.loc[held, "run_status"]) == {"KILLED"} and set(df.loc[held, "status"]) == {"killed"}
+    assert set(df.loc[sorted(free), "run_status"]) == {"FINISHED"}
+
+    monkeypatch.delenv("HARNESS_TEST_HOLD")
+    r = run_harness("sweep", path, "--resume", "--no-report")
+    assert r.returncode == 0, r.stderr
+    assert f"{len(free)} already done, {len(held)} to run" in r.stderr
+    df = _trials_frame("termed")
+    assert sorted(df["trial_id"]) == sorted(t.id for t in trials) and set(df["run_status"]) == {"FINISHED"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("carried", [False, True], ids=["same machine", "carried to another"])
 def test_kill_mid_trial_then_resume_continues_from_its_checkpoint(carried, project, write_experiment, tiny_toy2d,
                                                                    hold_trials, monkeypatch):
@@ -196,7 +408,7 @@ def test_kill_mid_trial_then_resume_continues_from_its_checkpoint(carried, proje
     settings = {**tiny_toy2d, "objectives": ["gan"], "space": {**tiny_toy2d["space"], "n": 1},
                 "eval": {**tiny_toy2d["eval"], "every": 40}, "train": {"threads": 1, "checkpoint_every": 40}}
     path = write_experiment("midtrial", **settings)
-    r = run_harness("sweep", path, "--name", "uninterrupted")
+    r = run_harness("sweep", path, "--name", "uninterrupted", "--no-report")
     assert r.returncode == 0, r.stderr
     [(trial_id, whole)] = [(t, _trials_frame("uninterrupted").set_index("trial_id").loc[t])
                            for t in _trials_frame("uninterrupted")["trial_id"]]
@@ -233,7 +445,7 @@ def test_kill_mid_trial_then_resume_continues_from_its_checkpoint(carried, proje
         monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
         r = run_harness("store", "import", project / "carried")
         assert r.returncode == 0, r.stderr
-    r = run_harness("sweep", path, "--resume")
+    r = run_harness("sweep", path, "--resume", "--no-report")
     assert r.returncode == 0, r.stderr
     assert "1 to run, 1 from a checkpoint" in r.stderr
     resumed = _trials_frame("midtrial").set_index("trial_id").loc[trial_id]
@@ -257,6 +469,7 @@ def test_kill_mid_trial_then_resume_continues_from_its_checkpoint(carried, proje
             "the imported copy is removed once the trial finished"
 
 
+@pytest.mark.slow
 def test_a_trial_retried_by_tune_continues_from_its_checkpoint(project, write_experiment, tiny_toy2d, hold_trials):
     """The trial raises right after its checkpoint at 40 of 80; Tune retries it (max_failures
     1) from that checkpoint, and the retried attempt says so."""
@@ -265,7 +478,7 @@ def test_a_trial_retried_by_tune_continues_from_its_checkpoint(project, write_ex
     path = write_experiment("retried", **settings)
     [trial] = trials_of(from_dict(settings))
     gate = hold_trials([trial.id], at="crash")
-    r = run_harness("sweep", path)
+    r = run_harness("sweep", path, "--no-report")
     assert r.returncode == 0, r.stderr
     assert gate.exists(), "the first attempt crashed"
     row = _trials_frame("retried").set_index("trial_id").loc[trial.id]
@@ -274,14 +487,23 @@ def test_a_trial_retried_by_tune_continues_from_its_checkpoint(project, write_ex
     assert not list(project.glob(".ray_results/**/checkpoint_*")), "removed once the retry finished"
 
 
-def test_dry_run_prints_every_trial_and_a_price_and_writes_nothing(project, write_experiment, tiny_toy2d):
-    import json
+@pytest.fixture
+def caches(tmp_path_factory, monkeypatch):
+    """Empty data and feature caches outside the project, to see what a command puts there."""
+    root = tmp_path_factory.mktemp("caches")
+    monkeypatch.setenv("HARNESS_DATA_ROOT", str(root / "data"))
+    monkeypatch.setenv("HARNESS_CACHE", str(root / "cache"))
+    return root
+
+
+def test_dry_run_prints_every_trial_and_a_price_starts_no_ray_and_writes_nothing(project, write_experiment, tiny_toy2d,
+                                                                                  no_ray, caches, capsys):
     settings = {**tiny_toy2d, "objectives": ["gan", "sngan"], "seeds": [0, 1],
                 "space": {**tiny_toy2d["space"], "restrict": {**tiny_toy2d["space"]["restrict"], "norm_d": [True]}}}
     path = write_experiment("priced", **settings)
-    r = run_harness("sweep", path, "--dry-run")
-    assert r.returncode == 0, r.stderr
-    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    assert cli.main(["sweep", str(path), "--dry-run"]) == 0
+    out, err = capsys.readouterr()
+    lines = [json.loads(line) for line in out.splitlines()]
     trials, summary = lines[:-1], lines[-1]["summary"]
     assert sorted(t["trial_id"] for t in trials) == sorted(t.id for t in trials_of(from_dict(settings)))
     by_objective = {t["objective"]: t for t in trials}
@@ -289,16 +511,35 @@ def test_dry_run_prints_every_trial_and_a_price_and_writes_nothing(project, writ
     assert by_objective["sngan"]["applied.d_norm"] == "none" and by_objective["sngan"]["applied.d_weight_decay"] == 0
     assert by_objective["gan"]["train.init"] == "dcgan"
     assert summary["trials"] == len(trials) and summary["training_flop"] > 0 and summary["measured_gflop_per_s"] > 0
+    assert summary["parallel_trials"] == 2, "HARNESS_RAY_NUM_CPUS=2 read without Ray"
     assert {p.name for p in project.iterdir()} == {"priced.yaml"}
+    assert not list(caches.rglob("*.*")) and "no Ray started" in err and "cached nothing" in err, err
 
 
+def test_dry_run_lists_what_its_checks_cached(project, write_experiment, tiny_toy2d, no_ray, caches, monkeypatch,
+                                              capsys):
+    """A dataset the check downloads stays for the sweep; the dry run says so, file by file."""
+    check = driver.check_inputs
+
+    def downloading(path):
+        (caches / "data" / "ring").mkdir(parents=True)
+        (caches / "data" / "ring" / "train.bin").write_bytes(bytes(3 * 2**20))
+        return check(path)
+    monkeypatch.setattr(driver, "check_inputs", downloading)
+    path = write_experiment("cached", **tiny_toy2d)
+    assert cli.main(["sweep", str(path), "--dry-run"]) == 0
+    err = capsys.readouterr().err
+    assert "cached 1 files, 3.0 MB" in err and f"{(caches / 'data' / 'ring' / 'train.bin').resolve()} (3.0 MB)" in err, err
+
+
+@pytest.mark.slow
 def test_relative_thresholds_are_fractions_of_the_real_score(project, write_experiment, tiny_toy2d):
     """ring8's real samples cover all 8 modes, so 0.5 x real = 4 modes and 0.99 x real = 7.92."""
     settings = {**tiny_toy2d, "objectives": ["gan"], "space": {**tiny_toy2d["space"], "n": 1},
                 "budget": {"iterations": 20, "batch_size": 64}, "thresholds": [0.5, 0.99],
                 "thresholds_relative": True}
     path = write_experiment("relative", **settings)
-    r = run_harness("sweep", path)
+    r = run_harness("sweep", path, "--no-report")
     assert r.returncode == 0, r.stderr
     assert "real data's score 8: thresholds [4.0, 7.92]" in r.stderr
     c = _client()
@@ -317,7 +558,7 @@ def test_dry_run_times_a_conditional_image_trial(tiny_fmnist):
     assert seconds_per_iteration(trial, threads=1) > 0
 
 
-def test_past_wall_times_read_every_recorded_trial_of_the_sweep(project):
+def test_past_wall_times_read_every_recorded_trial_of_the_sweep(project, made_store):
     from harness.study.sweep.driver import past_wall_times
     exp = from_dict({"name": "past", "dataset": "ring8", "objectives": ["gan", "wgan-gp"], "space": {"n": 2, "seed": 0}})
     client = store.get_client()
