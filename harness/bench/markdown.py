@@ -25,6 +25,36 @@ def cpu_speed_only(r: dict) -> str:
                      + cpu_speed_markdown(r["cpu_speed"])) + "\n"
 
 
+def _overheads_markdown(r: dict) -> list[str]:
+    """Evaluation cost, a trial's overhead, the sweep path and torch.compile, as report lines."""
+    ev, ov = r.get("eval_cost", {}), r.get("trial_overhead", {})
+    lines = ["", "Evaluation and overhead:", ""]
+    if "error" in ev:
+        lines.append(f"- evaluation cost: not measured ({ev['error']})")
+    else:
+        lines.append(f"- evaluation (IS/FID/KID, fmnist-classifier, {ev['n_samples']} generated samples, real "
+                     f"features cached): {_f(ev['seconds'])} s; one-off real-feature extraction "
+                     f"{_f(ev['real_features_once_s'])} s; weights: {ev['classifier_weights']}")
+    if "error" in ov:
+        lines.append(f"- trial overhead: not measured ({ov['error']})")
+    else:
+        lines.append(f"- a {ov['iterations']}-iteration run_trial ({ov['config']}/gan, {ov['evaluations']} evaluations "
+                     f"of {ov['eval_n']} samples): wall {_f(ov['wall_time_s'])} s, training {_f(ov['train_time_s'])} s, "
+                     f"evaluation {_f(ov['eval_time_s'])} s, setup and the rest {_f(ov['setup_and_rest_s'])} s: "
+                     f"{_pct(ov['outside_training_share'])} of the wall time outside training")
+    sw = r.get("sweep_overhead", {})
+    lines.append(f"- sweep path (Ray, MLflow): {sw.get('note', json.dumps(sw))}")
+    comp = r.get("compile", {})
+    if "skipped" in comp:
+        lines.append(f"- torch.compile: skipped ({comp['skipped']})")
+    else:
+        lines += ["", "| torch.compile | speedup | compile s | break-even iterations |", "|---|---|---|---|"]
+        for k, v in comp.items():
+            lines.append(f"| {k} | " + (f"failed: {v['error']} | | |" if "error" in v else
+                                        f"{_f(v['speedup'])} | {_f(v['compile_s'], 0)} | {_f(v['break_even_iters'], 0)} |"))
+    return lines
+
+
 def to_markdown(r: dict) -> str:
     if "w1_solver" in r:
         from .w1_solver import w1_solver_markdown
@@ -60,31 +90,7 @@ def to_markdown(r: dict) -> str:
     for row in r["configs"].values():
         lines.append(f"| {row['config']} | {row['objective']} | {_f(row['ratio_alone'])} | "
                      + " | ".join(_f(row[f'ratio_aggregate_{n}']) for n in procs) + " |")
-    ev, ov = r.get("eval_cost", {}), r.get("trial_overhead", {})
-    lines += ["", "Evaluation and overhead:", ""]
-    if "error" in ev:
-        lines.append(f"- evaluation cost: not measured ({ev['error']})")
-    else:
-        lines.append(f"- evaluation (IS/FID/KID, fmnist-classifier, {ev['n_samples']} generated samples, real "
-                     f"features cached): {_f(ev['seconds'])} s; one-off real-feature extraction "
-                     f"{_f(ev['real_features_once_s'])} s; weights: {ev['classifier_weights']}")
-    if "error" in ov:
-        lines.append(f"- trial overhead: not measured ({ov['error']})")
-    else:
-        lines.append(f"- a {ov['iterations']}-iteration run_trial ({ov['config']}/gan, {ov['evaluations']} evaluations "
-                     f"of {ov['eval_n']} samples): wall {_f(ov['wall_time_s'])} s, training {_f(ov['train_time_s'])} s, "
-                     f"evaluation {_f(ov['eval_time_s'])} s, setup and the rest {_f(ov['setup_and_rest_s'])} s: "
-                     f"{_pct(ov['outside_training_share'])} of the wall time outside training")
-    sw = r.get("sweep_overhead", {})
-    lines.append(f"- sweep path (Ray, MLflow): {sw.get('note', json.dumps(sw))}")
-    comp = r.get("compile", {})
-    if "skipped" in comp:
-        lines.append(f"- torch.compile: skipped ({comp['skipped']})")
-    else:
-        lines += ["", "| torch.compile | speedup | compile s | break-even iterations |", "|---|---|---|---|"]
-        for k, v in comp.items():
-            lines.append(f"| {k} | " + (f"failed: {v['error']} | | |" if "error" in v else
-                                        f"{_f(v['speedup'])} | {_f(v['compile_s'], 0)} | {_f(v['break_even_iters'], 0)} |"))
+    lines += _overheads_markdown(r)
     if "cpu_speed" in r:
         lines += cpu_speed_markdown(r["cpu_speed"])
     return "\n".join(lines) + "\n"

@@ -9,7 +9,8 @@ a reader can run on the committed files. This module names those commands, one p
   at the thresholds its experiment used, written to results/NAME/pairs.md.
 
 `--check` (what `make figures` runs) rebuilds them into a scratch folder and lists the files
-that differ from the committed ones; `--write` rebuilds them onto results/. A report compares
+that differ from the committed ones; `--write` rebuilds them onto results/ (report.html with
+its images linked, not embedded: they are committed beside it). A report compares
 as its text (report.md), its trials.csv and factor_tests.csv, leaving out what a rebuild
 cannot reproduce: the run ids and artifact locations that every import of a store makes anew,
 and the images' bytes (report.html embeds the plots, whose PNG bytes depend on the matplotlib
@@ -23,6 +24,7 @@ here (results/README.md says why each). Studies built for diagnostics, not a com
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import difflib
 import io
@@ -168,9 +170,23 @@ def write(studies: list[Study], scratch: Path, repo: Path = REPO) -> None:
         for sub in ("plots", "samples"):
             shutil.rmtree(committed / sub, ignore_errors=True)
             shutil.copytree(rebuilt / sub, committed / sub)
-        for name in ("report.md", "report.html", *COMPARED[1:]):
-            if (rebuilt / name).exists():
+        for name in ("report.md", *COMPARED[1:]):
+            same_table = name.endswith(".csv") and (committed / name).exists() and (rebuilt / name).exists() \
+                and _csv(rebuilt / name).equals(_csv(committed / name))
+            if (rebuilt / name).exists() and not same_table:    # only new run ids: the committed file stays
                 shutil.copy2(rebuilt / name, committed / name)
+        (committed / "report.html").write_text(linked_html(rebuilt))
+
+
+def linked_html(folder: Path) -> str:
+    """The folder's report.html with each embedded image put back as the link to its file under
+    plots/ or samples/ (found by its bytes): beside those files in git, the page would otherwise
+    hold every image twice (the harness embeds them so that the page travels alone)."""
+    page = (folder / "report.html").read_text()
+    for png in sorted(folder.glob("*/*.png")):
+        page = page.replace("data:image/png;base64," + base64.b64encode(png.read_bytes()).decode(),
+                            png.relative_to(folder).as_posix())
+    return page
 
 
 @contextlib.contextmanager

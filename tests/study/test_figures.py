@@ -55,6 +55,16 @@ def test_a_report_compares_its_text_and_tables_not_run_ids_or_images(tmp_path):
     assert figures.differences(new, old)[-1] == f"{old / 'factor_tests.csv'}: not made by the rebuild"
 
 
+def test_the_committed_page_links_its_images_instead_of_embedding_them(tmp_path):
+    import base64
+    (tmp_path / "plots").mkdir()
+    (tmp_path / "plots" / "a.png").write_bytes(b"png-a")
+    (tmp_path / "plots" / "b.png").write_bytes(b"png-b")
+    uri = "data:image/png;base64," + base64.b64encode(b"png-a").decode()
+    (tmp_path / "report.html").write_text(f"<img src='{uri}'><img src='{uri}'><img src='data:image/png;base64,eA=='>")
+    assert figures.linked_html(tmp_path) == "<img src='plots/a.png'><img src='plots/a.png'><img src='data:image/png;base64,eA=='>"
+
+
 def test_list_prints_each_study_s_command(capsys):
     assert figures.main(["list", "quick", "robustness-fmnist-cpu"]) == 0
     out = capsys.readouterr().out.splitlines()
