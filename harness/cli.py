@@ -15,6 +15,10 @@ from .errors import UsageError, UserError
 
 
 def cmd_list(args):
+    from pathlib import Path
+
+    from . import plugins
+    plugins.load_all(args.plugin or [], Path.cwd(), where="--plugin")   # their names are listed like built-ins
     from .data import DATASETS
     from .evaluate import EVALUATORS
     from .objectives import OBJECTIVES
@@ -47,8 +51,8 @@ def cmd_list(args):
         for name, spec in sorted(DATASETS.items()):
             print(f"{name:14s} {spec.kind:6s} {spec.description}")
     elif args.what == "evaluators":
-        for name, text in sorted(EVALUATORS.items()):
-            print(f"{name:18s} {text}")
+        for name, entry in sorted(EVALUATORS.items()):
+            print(f"{name:18s} {entry.description}")
     else:
         for name, arch in PRESETS.items():
             print(f"{name:20s} {arch.id}  {json.dumps({k: v for k, v in arch.to_dict().items() if k != 'preset'})}")
@@ -136,8 +140,10 @@ def write_report(name: str, out_root: str, primary: list[str] | None = None):
 
 
 def cmd_report(args):
+    from .plugins import load_for_sweep
     from .study.store import get_client, latest_sweep
     name = args.name or latest_sweep(get_client())
+    load_for_sweep(get_client(), name, args.plugin)   # the sweep's own names (objectives, metrics) resolve
     md = write_report(name, args.out, args.primary)
     print(f"report written to {md} and {md.with_suffix('.html')}")
 
@@ -248,6 +254,8 @@ def add_sweep_parsers(sub) -> None:
     q = sub.add_parser("report", help="write results/NAME/ from the MLflow store (default: the latest sweep)")
     q.add_argument("name", nargs="?", help="sweep name (default: the sweep that started last in the store)")
     q.add_argument("--out", default="results")
+    q.add_argument("--plugin", action="append", metavar="PATH_OR_MODULE",
+                   help="the sweep's plugins, where they are not found beside its experiment file (repeatable)")
     q.add_argument("--primary", action="append", metavar="A,B[@THRESHOLD]",
                    help="the comparison a study stored without `primary:` was built for, declared after the fact "
                    "and tested alone first (repeatable, one threshold for all; no @: the score itself); "
@@ -262,6 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser("list", help="list objectives, remedies, penalties, datasets, evaluators or presets")
     q.add_argument("what", choices=["objectives", "remedies", "penalties", "datasets", "evaluators", "presets"])
+    q.add_argument("--plugin", action="append", metavar="PATH_OR_MODULE",
+                   help="import a plugin first (a .py file or package folder, or a module name; repeatable), "
+                        "as an experiment's plugins: list does; its names are listed with the built-ins")
     q.set_defaults(func=cmd_list)
 
     q = sub.add_parser("space", help="print architectures of the space, one JSON line each")

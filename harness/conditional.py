@@ -71,6 +71,8 @@ class ConditionalStep:
         self.n_classes, self.label_generator = n_classes, label_generator
         self.remedies = list(getattr(objective, "remedies", []))
         self.progress = 0.0
+        # a relativistic objective's G loss reads D on a real (x, y) batch too (train.GANStep)
+        self.needs_real_in_g_step = getattr(objective, "needs_real_in_g_step", False)
 
     def d_input(self, x: torch.Tensor) -> torch.Tensor:
         for remedy in self.remedies:
@@ -100,7 +102,13 @@ class ConditionalStep:
         self.G.requires_grad_(True)
         self.D.requires_grad_(False)
         with self.autocast():
-            loss = self.objective.g_loss(self.D(self.d_input(self.G(z, y)), y).float())
+            d_fake = self.D(self.d_input(self.G(z, y)), y).float()
+            if self.needs_real_in_g_step:
+                with torch.no_grad():
+                    d_real = self.D(self.d_input(real[0]), real[1]).float()
+                loss = self.objective.g_loss(d_fake, d_real)
+            else:
+                loss = self.objective.g_loss(d_fake)
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
         if before_update is not None:

@@ -98,6 +98,8 @@ class PrimaryConfig:
 class Experiment:
     name: str = "experiment"
     description: str = ""
+    # code to import first: paths relative to the experiment file, or module names (harness.plugins)
+    plugins: list = field(default_factory=list)
     dataset: str = "fashion_mnist"
     data: DataConfig = field(default_factory=DataConfig)
     space: SpaceConfig = field(default_factory=SpaceConfig)
@@ -128,7 +130,13 @@ class Experiment:
         return [space_mod.resolve_arch(i) for i in s.ids]
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The settings, and each plugin's sha256 (plugins.HASH_KEY, derived, only with plugins):
+        --resume compares this dict, so changed plugin code is refused like a changed file."""
+        out = dataclasses.asdict(self)
+        if self.plugins:
+            from . import plugins
+            out[plugins.HASH_KEY] = plugins.hashes(self.plugins)
+        return out
 
 
 # ---- loading -----------------------------------------------------------------------
@@ -269,9 +277,13 @@ def _validate_method(name, where: str, batch_size: int) -> None:
             raise ConfigError(where, problem)
 
 
-def from_dict(data: dict, default_name: str = "experiment") -> Experiment:
+def from_dict(data: dict, default_name: str = "experiment", base_dir: Path | None = None) -> Experiment:
+    """An experiment from a mapping; its plugins are imported first (paths relative to
+    base_dir, the experiment file's folder), so that the names they register validate."""
+    from . import plugins
     data = dict(data or {})
     data.setdefault("name", default_name)
+    data = plugins.prepare(data, base_dir)
     return validate(_build(Experiment, data, ""))
 
 
@@ -351,7 +363,7 @@ def load_experiment(path: str | Path) -> Experiment:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError("experiment", f"{path} must hold a mapping of settings at top level")
-    return from_dict(data, default_name=path.stem)
+    return from_dict(data, default_name=path.stem, base_dir=path.resolve().parent)
 
 
 def experiment_diff(old, new, prefix: str = "", defaults=None) -> list[str]:

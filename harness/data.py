@@ -1,4 +1,7 @@
-"""Datasets as whole uint8 tensors, and the exact 2D Gaussian mixtures.
+"""Datasets as whole uint8 tensors, and the exact 2D Gaussian mixtures, by name.
+
+Every dataset, built in or a plugin's (docs/extending.md), is registered the same way:
+`image_dataset` decorates a loader, `mixture_dataset` a function giving a mixture's modes.
 
 Training keeps a whole dataset on its device and draws batches by random index, so
 this module returns plain tensors (N x C x 32 x 32 uint8 images, int64 labels) rather
@@ -9,19 +12,22 @@ space serves all of them; 28 x 28 data is zero-padded by 2 pixels on each side.
 from __future__ import annotations
 
 import gzip
+import inspect
 import math
 import os
 import pickle
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from .errors import DatasetNotFound, UnknownName
+from .plugins import claim
 
 IMAGE_SIZE = 32  # every image dataset comes out 32 x 32: one architecture space for all
 FASHION_MNIST_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -37,6 +43,14 @@ class UnknownDataset(UnknownName, ValueError):
     """An unknown dataset name; a KeyError for lookups, a ValueError for config validation."""
 
 
+# What an image dataset's loader is: (split "train" | "test", data root, data.path) ->
+# (images, int64 labels); images uint8, N x C x H x W (or N x H x W, N x H x W x C), 32 x 32 or
+# 28 x 28 (zero-padded to 32). `as_images` puts them in the harness's form.
+ImageLoader = Callable[[str, Path, "str | None"], "tuple[Tensor | np.ndarray, Tensor | np.ndarray]"]
+# What a 2D mixture's modes are: () -> (K x 2 centers, the per-coordinate std of each Gaussian).
+MixtureModes = Callable[[], "tuple[Tensor, float]"]
+
+
 @dataclass(frozen=True)
 class DatasetSpec:
     name: str
@@ -45,26 +59,71 @@ class DatasetSpec:
     num_classes: int  # classes for images; number of mixture modes for toy2d
     n_train: int  # training examples (images); 0 for the mixtures, which are sampled
     description: str
+    load: ImageLoader | None = field(default=None, compare=False, repr=False)     # images
+    modes: MixtureModes | None = field(default=None, compare=False, repr=False)   # 2D mixtures
 
     @property
     def shape(self) -> tuple[int, ...]:
         """One example as G makes it and D reads it: C x 32 x 32 images, or a 2D point."""
         return (2,) if self.kind == "toy2d" else (self.channels, IMAGE_SIZE, IMAGE_SIZE)
 
+    @property
+    def definition(self):
+        """The function that defines the data (plugins.claim tells two definitions apart by it)."""
+        return self.load or self.modes
 
-DATASETS: dict[str, DatasetSpec] = {
-    s.name: s
-    for s in (
-        DatasetSpec("fashion_mnist", "image", 1, 10, 60_000,
-                    "Fashion-MNIST 28x28 grayscale, padded to 32x32 (Debian dataset-fashion-mnist)"),
-        DatasetSpec("mnist", "image", 1, 10, 60_000, "MNIST 28x28 grayscale, padded to 32x32 (torchvision download)"),
-        DatasetSpec("cifar10", "image", 3, 10, 50_000, "CIFAR-10 32x32 RGB (torchvision download)"),
-        DatasetSpec("imagenet32", "image", 3, 1000, 1_281_167,
-                    "Downsampled ImageNet 32x32 RGB, user-supplied (data.path), as in WGAN-GP sec. 5.1"),
-        DatasetSpec("ring8", "toy2d", 2, 8, 0, "8 Gaussians on a circle of radius 2, std 0.02 (PacGAN's ring scaled by 2)"),
-        DatasetSpec("grid25", "toy2d", 2, 25, 0, "25 Gaussians on a 5x5 grid {-4..4}^2, std 0.05 (PacGAN)"),
-    )
-}
+
+DATASETS: dict[str, DatasetSpec] = {}
+
+
+def register_dataset(spec: DatasetSpec) -> DatasetSpec:
+    """Add a dataset to the registry (experiments, `list datasets`, every report); a name
+    another definition holds is refused (plugins.DuplicateName). `image_dataset` and
+    `mixture_dataset` build the spec; built-ins and plugins register alike."""
+    if spec.kind not in ("image", "toy2d"):
+        raise ValueError(f"dataset {spec.name!r}: kind {spec.kind!r} is not 'image' or 'toy2d'")
+    if spec.kind == "image" and spec.channels not in (1, 3):
+        raise ValueError(f"dataset {spec.name!r}: images have 1 or 3 channels, not {spec.channels}")
+    if spec.num_classes < 1 or spec.n_train < 0:
+        raise ValueError(f"dataset {spec.name!r}: num_classes must be >= 1 and n_train >= 0")
+    claim(DATASETS, spec.name, spec, "dataset")
+    return spec
+
+
+def image_dataset(name: str, *, channels: int, num_classes: int, n_train: int, description: str):
+    """Decorator: `loader(split, root, path) -> (images, labels)` becomes image dataset `name`.
+
+    channels 1 or 3; num_classes: how many labels (conditional training, class coverage);
+    n_train: the training split's size (memory and cost estimates; data.limit cuts it);
+    images uint8 at 32 x 32 (28 x 28 is padded), labels 0 .. num_classes - 1. `split` is
+    "train" or "test" (eval.real_split); `root` the data root (data.root, HARNESS_DATA_ROOT);
+    `path` the experiment's data.path, for data the user supplies. A loader that also takes a
+    keyword `limit` is told data.limit, to read no more than that (it may return more)."""
+    def decorate(loader: ImageLoader) -> ImageLoader:
+        register_dataset(DatasetSpec(name, "image", channels, num_classes, n_train, description, load=loader))
+        return loader
+    return decorate
+
+
+def mixture_dataset(name: str, *, description: str):
+    """Decorator: `modes() -> (K x 2 centers, std)` becomes the 2D Gaussian mixture `name`:
+    K modes of equal weight, each N(center, std^2 I). Training samples it exactly; the toy2d
+    evaluator counts modes and high-quality samples (within 3 std) against these centers."""
+    def decorate(modes: MixtureModes) -> MixtureModes:
+        centers, std = _checked_modes(name, modes)
+        register_dataset(DatasetSpec(name, "toy2d", 2, len(centers), 0, description, modes=modes))
+        return modes
+    return decorate
+
+
+def _checked_modes(name: str, modes: MixtureModes) -> tuple[Tensor, float]:
+    centers, std = modes()
+    centers = torch.as_tensor(centers, dtype=torch.float32)
+    if centers.dim() != 2 or centers.shape[1] != 2 or len(centers) < 1:
+        raise ValueError(f"dataset {name!r}: modes() must give K x 2 centers, got shape {tuple(centers.shape)}")
+    if not (math.isfinite(float(std)) and float(std) > 0):
+        raise ValueError(f"dataset {name!r}: modes() must give a finite std > 0, got {std!r}")
+    return centers, float(std)
 
 
 def get_dataset_spec(name: str) -> DatasetSpec:
@@ -89,20 +148,62 @@ def load_images(name: str, split: str = "train", root=None, path=None, limit: in
         raise ValueError(f"{name!r} is a 2D mixture, not an image dataset: use sample_mixture()")
     if split not in ("train", "test"):
         raise ValueError(f"unknown split {split!r}; valid splits: train, test")
+    if spec.load is None:
+        raise ValueError(f"dataset {name!r} has no loader (register it with data.image_dataset)")
     root = Path(root) if root is not None else default_data_root()
-    if name == "imagenet32":
-        x, y = _load_imagenet32(path, split, limit)
-    elif name == "cifar10":
-        x, y = _load_torchvision("CIFAR10", root, split)
-        x = x.permute(0, 3, 1, 2)  # torchvision keeps CIFAR as N x H x W x C
-    else:
-        if name == "fashion_mnist":
-            _ensure_fashion_mnist_raw(root)
-        x, y = _load_torchvision("FashionMNIST" if name == "fashion_mnist" else "MNIST", root, split)
-        x = torch.nn.functional.pad(x.unsqueeze(1), (2, 2, 2, 2))
+    reads_limit = "limit" in inspect.signature(spec.load).parameters   # reads less than the whole split
+    x, y = spec.load(split, root, path, limit=limit) if reads_limit else spec.load(split, root, path)
+    x, y = as_images(x, spec), torch.as_tensor(np.asarray(y) if not isinstance(y, Tensor) else y)
+    if y.shape != (len(x),):
+        raise ValueError(f"dataset {name!r}: {len(x)} images but labels of shape {tuple(y.shape)}")
     if limit is not None:
         x, y = x[:limit], y[:limit]
     return x.contiguous(), y.to(torch.int64)
+
+
+def as_images(x, spec: DatasetSpec) -> Tensor:
+    """A loader's images in the harness's form, uint8 N x C x 32 x 32: N x H x W and
+    N x H x W x C are reordered, 28 x 28 is zero-padded by 2 pixels on each side (as MNIST
+    always was here); anything else is an error naming the dataset."""
+    x = torch.as_tensor(np.asarray(x)) if not isinstance(x, Tensor) else x
+    if x.dtype != torch.uint8:
+        raise ValueError(f"dataset {spec.name!r}: images must be uint8 (0..255), got {x.dtype}")
+    if x.dim() == 3:
+        x = x.unsqueeze(1)
+    elif x.dim() == 4 and x.shape[1] != spec.channels and x.shape[-1] == spec.channels:
+        x = x.permute(0, 3, 1, 2)
+    if x.dim() != 4 or x.shape[1] != spec.channels or x.shape[2] != x.shape[3] or \
+            x.shape[2] not in (28, IMAGE_SIZE):
+        raise ValueError(f"dataset {spec.name!r}: expected {spec.channels} x 32 x 32 (or 28 x 28) images, "
+                         f"got an array of shape {tuple(x.shape)}")
+    if x.shape[2] == 28:
+        x = torch.nn.functional.pad(x, (2, 2, 2, 2))
+    return x
+
+
+@image_dataset("fashion_mnist", channels=1, num_classes=10, n_train=60_000,
+               description="Fashion-MNIST 28x28 grayscale, padded to 32x32 (Debian dataset-fashion-mnist)")
+def _fashion_mnist(split: str, root: Path, path=None):
+    _ensure_fashion_mnist_raw(root)
+    return _load_torchvision("FashionMNIST", root, split)
+
+
+@image_dataset("mnist", channels=1, num_classes=10, n_train=60_000,
+               description="MNIST 28x28 grayscale, padded to 32x32 (torchvision download)")
+def _mnist(split: str, root: Path, path=None):
+    return _load_torchvision("MNIST", root, split)
+
+
+@image_dataset("cifar10", channels=3, num_classes=10, n_train=50_000,
+               description="CIFAR-10 32x32 RGB (torchvision download)")
+def _cifar10(split: str, root: Path, path=None):
+    return _load_torchvision("CIFAR10", root, split)   # N x H x W x C: as_images reorders it
+
+
+@image_dataset("imagenet32", channels=3, num_classes=1000, n_train=1_281_167,
+               description="Downsampled ImageNet 32x32 RGB, user-supplied (data.path), as in WGAN-GP sec. 5.1")
+def _imagenet32(split: str, root: Path, path=None, limit: int | None = None):
+    return _load_imagenet32(path, split, limit)
 
 
 def _load_torchvision(cls_name: str, root: Path, split: str) -> tuple[Tensor, Tensor]:
@@ -252,19 +353,25 @@ def to_uint8(x_float: Tensor) -> Tensor:
 MIXTURE_STDS = {"ring8": 0.02, "grid25": 0.05}
 
 
+@mixture_dataset("ring8", description="8 Gaussians on a circle of radius 2, std 0.02 (PacGAN's ring scaled by 2)")
+def _ring8():
+    a = torch.arange(8, dtype=torch.float64) * (2 * math.pi / 8)
+    return 2.0 * torch.stack([a.cos(), a.sin()], dim=1), MIXTURE_STDS["ring8"]
+
+
+@mixture_dataset("grid25", description="25 Gaussians on a 5x5 grid {-4..4}^2, std 0.05 (PacGAN)")
+def _grid25():
+    v = torch.tensor([-4.0, -2.0, 0.0, 2.0, 4.0], dtype=torch.float64)
+    return torch.cartesian_prod(v, v), MIXTURE_STDS["grid25"]
+
+
 def mixture_modes(name: str) -> tuple[Tensor, float]:
     """(K x 2 float32 centers, per-coordinate std) of a 2D mixture."""
     spec = get_dataset_spec(name)
-    if spec.kind != "toy2d":
+    if spec.kind != "toy2d" or spec.modes is None:
         raise ValueError(f"{name!r} is not a 2D mixture; mixtures: "
                          f"{', '.join(n for n, s in DATASETS.items() if s.kind == 'toy2d')}")
-    if name == "ring8":
-        a = torch.arange(8, dtype=torch.float64) * (2 * math.pi / 8)
-        centers = 2.0 * torch.stack([a.cos(), a.sin()], dim=1)
-    else:  # grid25
-        v = torch.tensor([-4.0, -2.0, 0.0, 2.0, 4.0], dtype=torch.float64)
-        centers = torch.cartesian_prod(v, v)
-    return centers.float(), MIXTURE_STDS[name]
+    return _checked_modes(name, spec.modes)
 
 
 def sample_mixture(name: str, n: int, generator: torch.Generator, device="cpu") -> Tensor:

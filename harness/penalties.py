@@ -22,6 +22,7 @@ import math
 import torch
 
 from .errors import UnknownName
+from .plugins import DuplicateName, check_free
 
 # The names that follow '+' in a method string, remedy or penalty: name -> "remedy" | "penalty".
 METHOD_PARTS: dict[str, str] = {}
@@ -32,7 +33,7 @@ def claim_part_name(name: str, kind: str) -> None:
     apart, so a clash is refused when the second registers, not guessed at when parsed."""
     taken = METHOD_PARTS.get(name)
     if taken is not None and taken != kind:
-        raise ValueError(f"{kind} {name!r}: a {taken} has that name already (remedies and penalties share "
+        raise DuplicateName(f"{kind} {name!r}: a {taken} has that name already (remedies and penalties share "
                          "the names after '+' in a method); choose another")
     METHOD_PARTS[name] = kind
 
@@ -82,6 +83,9 @@ PENALTIES: dict[str, type[Penalty]] = {}
 
 
 def register_penalty(cls: type[Penalty]) -> type[Penalty]:
+    """Class decorator: the penalty `cls.name`, named after '+' in a method with its weight.
+    Built-ins and plugins register alike; a name another penalty or a remedy holds is refused."""
+    check_free(PENALTIES, cls.name, cls, "penalty")
     claim_part_name(cls.name, "penalty")
     PENALTIES[cls.name] = cls
     return cls

@@ -25,14 +25,14 @@ from torch import nn
 from . import checkpoint
 from .conditional import LabelledData, build_conditional_step
 from .data import get_dataset_spec, load_images, sample_mixture, to_uint8, to_unit_range
-from .device import resolve_check_every, resolve_device, resolve_precision, use_channels_last
+from .device import resolve_check_every
 from .evaluate.base import balanced_labels
 from .evaluate.critic import probability_critic
 from .nets import build_discriminator, build_generator
 from .progress import Progress
 from .record import COLLAPSED, DIVERGED, FAILED, OK, TrialRecord
 from .remedies.base import samples_per_input
-from .trial import Trial, data_shape, make_evaluator, z_dim
+from .trial import Placement, Trial, data_shape, headline, make_evaluator, placement, z_dim
 
 EVAL_CHUNK = 500            # samples per generator call at evaluation: bounds memory
 LOG_POINTS = 100            # metric points per curve (about)
@@ -90,7 +90,9 @@ class GANStep:
         self.opt_g, self.opt_d, self.autocast = opt_g, opt_d, autocast
         self.remedies = list(getattr(objective, "remedies", []))
         self.g_loss_remedy = next((r for r in self.remedies if r.replaces_g_loss), None)
-        self.needs_real_in_g_step = any(r.needs_real_in_g_step for r in self.remedies)
+        # an objective that compares with reals (relativistic) gets D's output on a real batch too
+        self.objective_reads_real = getattr(objective, "needs_real_in_g_step", False) and self.g_loss_remedy is None
+        self.needs_real_in_g_step = any(r.needs_real_in_g_step for r in self.remedies) or self.objective_reads_real
         self.progress = 0.0       # share of the budget done: remedies that anneal read it
 
     def d_input(self, x: torch.Tensor) -> torch.Tensor:
@@ -120,7 +122,11 @@ class GANStep:
         self.D.requires_grad_(False)
         with self.autocast():
             fake = self.G(z)
-            if self.g_loss_remedy is None:
+            if self.objective_reads_real:
+                with torch.no_grad():   # a constant for G: D is frozen, the batch is data
+                    d_real = self.D(self.d_input(real)).float()
+                loss = self.objective.g_loss(self.D(self.d_input(fake)).float(), d_real)
+            elif self.g_loss_remedy is None:
                 loss = self.objective.g_loss(self.D(self.d_input(fake)).float())
             else:
                 loss = self.g_loss_remedy.g_loss(self, real, fake).float()
@@ -183,10 +189,11 @@ class Session:
     def __init__(self, trial: Trial, images: torch.Tensor | None = None, labels: torch.Tensor | None = None):
         e = trial.experiment
         self.trial = trial
-        self.device = resolve_device(e.train.device)
+        self.placement = placement(e)    # device, autocast dtype, layout: decided in trial.py, recorded as applied.*
+        self.device = self.placement.device
         spec = get_dataset_spec(e.dataset)
         self.is_image = spec.kind == "image"
-        self.amp_dtype = resolve_precision(e.train.precision, self.device, self.is_image)
+        self.amp_dtype = self.placement.amp_dtype
         if e.train.threads:
             torch.set_num_threads(e.train.threads)
         if self.device.type == "cuda":
@@ -195,7 +202,7 @@ class Session:
         self.seeds = stream_seeds(trial.seed)
         data_gen = torch.Generator(device=self.device).manual_seed(self.seeds["data"])
         self.gen = torch.Generator(device=self.device).manual_seed(self.seeds["z"])
-        channels_last = use_channels_last(self.device, self.is_image, self.amp_dtype)
+        channels_last = self.placement.channels_last
         if images is None and self.is_image:
             images, labels = load_images(e.dataset, "train", root=e.data.root, path=e.data.path, limit=e.data.limit)
         self.n_classes = spec.num_classes if e.conditional else 0     # 0: G(z) and D(x), no labels
@@ -291,8 +298,10 @@ class Evaluation:
         return metrics, dt
 
 
-def start_record(trial: Trial) -> TrialRecord:
-    return TrialRecord(trial.id, trial.arch.id, trial.objective, trial.seed, params=trial.params())
+def start_record(trial: Trial, where: Placement | None = None) -> TrialRecord:
+    """The record with every param: the trial's settings and what they resolved to here."""
+    return TrialRecord(trial.id, trial.arch.id, trial.objective, trial.seed,
+                       params={**trial.params(), **trial.placement_params(where)})
 
 
 def run_trial(trial: Trial, on_metrics: Callable[[int, dict], None] | None = None,
@@ -308,7 +317,7 @@ def run_trial(trial: Trial, on_metrics: Callable[[int, dict], None] | None = Non
     try:
         session = Session(trial)
         evaluation = Evaluation(session)
-        record.headline = trial.experiment.success_metric or evaluation.evaluator.headline
+        record.headline = headline(trial.experiment, evaluation.evaluator)
         reporter = Reporter(on_metrics or (lambda step, metrics: None))
         if resume is not None:
             for step, metrics in checkpoint.restore(session, resume, record, evaluation):

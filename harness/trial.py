@@ -2,17 +2,24 @@
 
 A trial is one (architecture, objective, seed) of an experiment. What it trains with is
 derived here once: the objective with the experiment's overrides, z's size, the data's
-shape, the evaluator (the one `auto` rule lives in `evaluate.registry`) and the resident
-dataset's size. The trainer, the sweep's scheduling and GPU packing, the benchmark and
-the CLI all ask these functions instead of re-deriving them.
+shape, the evaluator (the one `auto` rule lives in `evaluate.registry`), the headline
+metric, the resident dataset's size, and where it computes (`placement`: device, autocast
+dtype, memory layout). The trainer, the sweep's scheduling and GPU packing, the benchmark
+and the CLI all ask these functions instead of re-deriving them, and `Trial.params()` /
+`Trial.placement_params()` record the resolved values as `applied.*` params, so a row of
+trials.csv says what actually ran (bf16 on a GPU, not `precision: auto`).
 """
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
 
+import torch
+
+from . import plugins
 from .config import Experiment
 from .data import get_dataset_spec
+from .device import resolve_device, resolve_precision, use_channels_last
 from .errors import ConfigError
 from .evaluate.registry import default_evaluator_for
 from .objectives import Objective, family_of, get_objective
@@ -55,6 +62,60 @@ def dataset_bytes(exp: Experiment) -> int:
 
 def evaluator_name(exp: Experiment) -> str:
     return default_evaluator_for(exp.dataset) if exp.eval.evaluator == "auto" else exp.eval.evaluator
+
+
+# (evaluator, dataset, n_samples, real split, weights, data root/path, conditional) -> the
+# evaluator's headline and metric names, or None where it cannot be built here (the trial then
+# fails at its evaluation, with that error): params() asks per trial, the evaluator is built once.
+_EVALUATOR_FACTS: dict[tuple, tuple[str, tuple[str, ...]] | None] = {}
+
+
+def evaluator_facts(exp: Experiment) -> tuple[str, tuple[str, ...]] | None:
+    """(headline metric, metric names) of the experiment's evaluator, built once on the CPU."""
+    e = exp.eval
+    key = (evaluator_name(exp), exp.dataset, e.n_samples, e.real_split, e.weights_path, exp.data.root,
+           exp.data.path, exp.conditional)
+    if key not in _EVALUATOR_FACTS:
+        try:
+            evaluator = make_evaluator(exp)
+            _EVALUATOR_FACTS[key] = (evaluator.headline, tuple(evaluator.metric_names))
+        except Exception:  # noqa: BLE001 - recorded where the trial evaluates; params stay buildable
+            _EVALUATOR_FACTS[key] = None
+    return _EVALUATOR_FACTS[key]
+
+
+def headline(exp: Experiment, evaluator=None) -> str | None:
+    """The metric the success thresholds apply to: success_metric, else the evaluator's
+    headline (of `evaluator` when given, else of the experiment's, built once)."""
+    if exp.success_metric:
+        return exp.success_metric
+    if evaluator is not None:
+        return evaluator.headline
+    facts = evaluator_facts(exp)
+    return facts[0] if facts else None
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where and how a trial computes, resolved from train.* and this machine (device.py's
+    rules): the device, the autocast dtype (None: fp32) and the memory layout."""
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    channels_last: bool
+
+    @property
+    def precision(self) -> str:
+        return "fp32" if self.amp_dtype is None else str(self.amp_dtype).removeprefix("torch.").replace(
+            "bfloat16", "bf16").replace("float16", "fp16")
+
+
+def placement(exp: Experiment) -> Placement:
+    """The one place `train.device: auto` and `train.precision: auto` are resolved: the
+    trainer computes with it, and `Trial.placement_params` records it."""
+    device = resolve_device(exp.train.device)
+    image = get_dataset_spec(exp.dataset).kind == "image"
+    amp = resolve_precision(exp.train.precision, device, image)
+    return Placement(device, amp, use_channels_last(device, image, amp))
 
 
 def make_evaluator(exp: Experiment, device: str = "cpu"):
@@ -125,10 +186,36 @@ class Trial:
             flat.update({f"{section}.{k}": v for k, v in dataclasses.asdict(getattr(e, section)).items()})
         objective = self.make_objective()
         flat.update({f"objective.{k}": v for k, v in dataclasses.asdict(objective.settings).items()})
-        normed = objective.d_is_normalized(self.arch.norm_d)   # what D actually gets
-        flat["applied.d_norm"] = objective.settings.d_norm if normed else "none"
-        flat["applied.d_weight_decay"] = objective.settings.d_weight_decay if normed else 0.0
+        flat.update(plugins.params(e.plugins))
+        flat.update(self.applied(objective))
         return flat
+
+    def applied(self, objective: Objective | None = None) -> dict:
+        """`applied.*`: what the trial trains and is judged with, resolved (the machine-free
+        part; `placement_params` adds the device and precision where the trial runs)."""
+        e = self.experiment
+        objective = objective or self.make_objective()
+        normed = objective.d_is_normalized(self.arch.norm_d)   # what D actually gets
+        penalties = objective.all_penalties
+        out = {"applied.evaluator": evaluator_name(e), "applied.z_dim": z_dim(e),
+               "applied.d_norm": objective.settings.d_norm if normed else "none",
+               "applied.d_weight_decay": objective.settings.d_weight_decay if normed else 0.0,
+               "applied.spectral_norm": objective.settings.spectral_norm,
+               "applied.penalties": ", ".join(p.label for p in penalties) or "none",
+               **{f"applied.penalty.{p.name}.weight": p.weight for p in penalties}}
+        metric = headline(e)
+        if metric is not None:
+            out["applied.headline"] = metric
+        return out
+
+    def placement_params(self, where: Placement | None = None) -> dict:
+        """`applied.device`, `applied.precision` (what `auto` became), `applied.channels_last`
+        and the penalties' precision, for the placement the trial runs with (default: here)."""
+        where = where or placement(self.experiment)
+        penalty_autocast = getattr(self.experiment.train, "penalty_precision", "fp32") == "autocast"
+        return {"applied.device": str(where.device), "applied.precision": where.precision,
+                "applied.channels_last": where.channels_last,
+                "applied.penalty_precision": where.precision if penalty_autocast else "fp32"}
 
 
 def trials_of(exp: Experiment) -> list[Trial]:

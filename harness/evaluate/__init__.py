@@ -7,10 +7,12 @@ from harness.evaluate.base import Evaluator, count_tag, default_cache_dir
 from harness.evaluate.conditional import LABEL_METRICS, ConditionalEvaluator
 from harness.evaluate.registry import (
     EVALUATORS,
+    EvaluatorOptions,
     EvaluatorUnavailable,
     UnknownEvaluator,
     default_evaluator_for,
     make_evaluator,
+    register_evaluator,
 )
 
 
@@ -31,6 +33,7 @@ __all__ = [
     "LABEL_METRICS",
     "ConditionalEvaluator",
     "Evaluator",
+    "EvaluatorOptions",
     "EvaluatorUnavailable",
     "UnknownEvaluator",
     "check_classifier",
@@ -38,5 +41,6 @@ __all__ = [
     "default_cache_dir",
     "default_evaluator_for",
     "make_evaluator",
+    "register_evaluator",
     "train_classifier",
 ]

@@ -1,20 +1,19 @@
-"""Evaluators by name, one constructor signature for all (as stylegan2-ada's metric_main)."""
+"""Evaluators by name, one constructor signature for all (as stylegan2-ada's metric_main).
+
+Each evaluator is a constructor `build(EvaluatorOptions) -> Evaluator` registered under its
+name with `register_evaluator`; the built-ins below and a plugin's (docs/extending.md) alike.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from harness.data import get_dataset_spec
 from harness.evaluate.base import CLASSIFIER_DATASETS, Evaluator
 from harness.errors import EvaluatorUnavailable, UnknownName
-
-EVALUATORS: dict[str, str] = {
-    "inception": "IS/FID/KID with torch-fidelity's inception-v3-compat (RGB; gray is repeated); "
-                 "offline needs weights_path",
-    "fmnist-classifier": "IS/FID/KID with the shipped Fashion-MNIST CNN (logits for IS, 128-d penultimate "
-                         "for FID/KID), plus class coverage",
-    "toy2d": "exact 2D-mixture metrics (VEEGAN/PacGAN): modes covered, high-quality share, reverse KL",
-}
+from harness.plugins import claim
 
 # torch-fidelity's release asset; load_state_dict_from_url looks in torch.hub's cache first
 INCEPTION_URL = ("https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
@@ -35,50 +34,107 @@ def default_evaluator_for(dataset: str) -> str:
     return "fmnist-classifier" if dataset in CLASSIFIER_DATASETS else "inception"
 
 
+@dataclass(frozen=True)
+class EvaluatorOptions:
+    """What every evaluator's constructor gets: one signature for all, built-in or a plugin's."""
+    dataset: str
+    n_samples: int
+    real_split: str = "train"        # the real samples' split (train | test)
+    device: str = "cpu"
+    weights_path: str | None = None  # the feature network's weights, where the evaluator has one
+    cache_dir: str | None = None     # where cached real features go (default evaluate.base.default_cache_dir)
+    data_root: str | None = None     # data.root / data.path: for data.load_images
+    data_path: str | None = None
+    kid_subsets: int | None = None   # None: fidelity.KID_SUBSETS
+
+
+@dataclass(frozen=True)
+class EvaluatorEntry:
+    name: str
+    build: Callable[[EvaluatorOptions], Evaluator]
+    description: str                 # one line for `python -m harness list evaluators`
+
+    @property
+    def definition(self):
+        """The constructor (plugins.claim tells two definitions apart by it)."""
+        return self.build
+
+
+EVALUATORS: dict[str, EvaluatorEntry] = {}
+
+
+def register_evaluator(name: str, description: str):
+    """Decorator: `build(options: EvaluatorOptions) -> Evaluator` becomes evaluator `name`
+    (`eval.evaluator: NAME`, `list evaluators`). Built-ins and plugins register alike; a name
+    another constructor holds is refused. The evaluator's `name` is set to `name`. A
+    ValueError from `build` is the experiment's problem (a dataset it cannot measure, too few
+    samples): the CLI names eval.evaluator or eval.n_samples."""
+    if name == "auto":
+        raise ValueError("evaluator name 'auto' is taken: it means evaluate.registry.default_evaluator_for")
+
+    def decorate(build: Callable[[EvaluatorOptions], Evaluator]):
+        claim(EVALUATORS, name, EvaluatorEntry(name, build, description), "evaluator")
+        return build
+    return decorate
+
+
 def make_evaluator(name: str, dataset: str, n_samples: int, real_split: str = "train", device="cpu",
                    weights_path=None, cache_dir=None, data_root=None, data_path=None,
                    kid_subsets: int | None = None, conditional: bool = False) -> Evaluator:
     """Build an evaluator; data_root/data_path are passed to data.load_images for the real images;
     kid_subsets=None keeps fidelity.KID_SUBSETS; conditional adds the label metrics
     (evaluate.conditional) and asks G for labels."""
-    evaluator = _make(name, dataset, n_samples, real_split, device, weights_path, cache_dir, data_root, data_path,
-                      kid_subsets)
+    if name not in EVALUATORS:
+        raise UnknownEvaluator(f"unknown evaluator {name!r}; valid names: {', '.join(EVALUATORS)}")
+    options = EvaluatorOptions(dataset, n_samples, real_split, str(device), weights_path, cache_dir, data_root,
+                               data_path, kid_subsets)
+    evaluator = EVALUATORS[name].build(options)
+    if not isinstance(evaluator, Evaluator):
+        raise TypeError(f"evaluator {name!r}: its constructor returned {type(evaluator).__name__}, not an "
+                        "harness.evaluate.base.Evaluator")
+    evaluator.name = name
     if not conditional:
         return evaluator
     from harness.evaluate.conditional import ConditionalEvaluator
     return ConditionalEvaluator(evaluator, get_dataset_spec(dataset).num_classes)
 
 
-def _make(name, dataset, n_samples, real_split, device, weights_path, cache_dir, data_root, data_path,
-          kid_subsets) -> Evaluator:
-    if name not in EVALUATORS:
-        raise UnknownEvaluator(f"unknown evaluator {name!r}; valid names: {', '.join(EVALUATORS)}")
-    if name == "toy2d":
-        from harness.evaluate.toy2d import Toy2DEvaluator
+@register_evaluator("inception", "IS/FID/KID with torch-fidelity's inception-v3-compat (RGB; gray is repeated); "
+                                 "offline needs weights_path")
+def _inception(o: EvaluatorOptions) -> Evaluator:
+    from harness.evaluate.fidelity import KID_SUBSETS, Extractor, FidelityEvaluator
+    weights = _inception_weights(o.weights_path)
+    ext = Extractor("inception", "inception-v3-compat", "logits_unbiased", "2048",
+                    n_classes=1000,  # 1008 outputs, the last 8 unused by ImageNet
+                    rgb=True, batch_size=64)
+    return FidelityEvaluator("inception", ext, o.dataset, o.n_samples, o.real_split, o.device, weights, o.cache_dir,
+                             o.data_root, o.data_path, o.kid_subsets or KID_SUBSETS)
 
-        return Toy2DEvaluator(dataset, n_samples)
+
+@register_evaluator("fmnist-classifier", "IS/FID/KID with the shipped Fashion-MNIST CNN (logits for IS, 128-d "
+                                         "penultimate for FID/KID), plus class coverage")
+def _fmnist_classifier(o: EvaluatorOptions) -> Evaluator:
+    from harness.evaluate.classifier import default_weights_path, ensure_registered
     from harness.evaluate.fidelity import KID_SUBSETS, Extractor, FidelityEvaluator, load_weights
+    if o.dataset not in CLASSIFIER_DATASETS:
+        raise ValueError(f"evaluator 'fmnist-classifier' measures {', '.join(CLASSIFIER_DATASETS)}, "
+                         f"not {o.dataset!r}; use {default_evaluator_for(o.dataset)!r}")
+    weights = Path(o.weights_path) if o.weights_path is not None else default_weights_path(o.dataset)
+    if not weights.exists():
+        raise EvaluatorUnavailable(f"classifier weights {weights} not found; run "
+                                   f"`python -m harness evaluator train {o.dataset}` or set weights_path")
+    load_weights(weights)   # a file that is not a plain state dict fails here, before training
+    ext = Extractor("fmnistclf", ensure_registered(), "logits", "penultimate", n_classes=10, rgb=False,
+                    batch_size=500)
+    return FidelityEvaluator("fmnist-classifier", ext, o.dataset, o.n_samples, o.real_split, o.device, weights,
+                             o.cache_dir, o.data_root, o.data_path, o.kid_subsets or KID_SUBSETS)
 
-    if name == "fmnist-classifier":
-        from harness.evaluate.classifier import default_weights_path, ensure_registered
 
-        if dataset not in CLASSIFIER_DATASETS:
-            raise ValueError(f"evaluator 'fmnist-classifier' measures {', '.join(CLASSIFIER_DATASETS)}, "
-                             f"not {dataset!r}; use {default_evaluator_for(dataset)!r}")
-        weights = Path(weights_path) if weights_path is not None else default_weights_path(dataset)
-        if not weights.exists():
-            raise EvaluatorUnavailable(f"classifier weights {weights} not found; run "
-                                       f"`python -m harness evaluator train {dataset}` or set weights_path")
-        load_weights(weights)   # a file that is not a plain state dict fails here, before training
-        ext = Extractor("fmnistclf", ensure_registered(), "logits", "penultimate", n_classes=10, rgb=False,
-                        batch_size=500)
-    else:  # inception
-        weights = _inception_weights(weights_path)
-        ext = Extractor("inception", "inception-v3-compat", "logits_unbiased", "2048",
-                        n_classes=1000,  # 1008 outputs, the last 8 unused by ImageNet
-                        rgb=True, batch_size=64)
-    return FidelityEvaluator(name, ext, dataset, n_samples, real_split, device, weights, cache_dir,
-                             data_root, data_path, kid_subsets or KID_SUBSETS)
+@register_evaluator("toy2d", "exact 2D-mixture metrics (VEEGAN/PacGAN): modes covered, high-quality share, "
+                             "reverse KL")
+def _toy2d(o: EvaluatorOptions) -> Evaluator:
+    from harness.evaluate.toy2d import Toy2DEvaluator
+    return Toy2DEvaluator(o.dataset, o.n_samples)
 
 
 def _inception_weights(weights_path) -> Path:

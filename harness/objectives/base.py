@@ -15,6 +15,7 @@ from torch import nn
 
 from ..errors import ConfigError, UnknownName, UserError
 from ..penalties import Penalty
+from ..plugins import claim
 from ..remedies import split_method
 
 
@@ -73,6 +74,9 @@ class Objective:
     name: str = ""
     defaults: Settings = Settings()
     reads: frozenset[str] = frozenset()     # which of FAMILY_SETTINGS this family reads
+    # True: G's loss compares fakes with reals (relativistic losses), so the G step also runs
+    # D on a real batch, without a graph, and calls g_loss(d_fake, d_real)
+    needs_real_in_g_step: bool = False
 
     def __init__(self, **overrides):
         self._refuse_unread(overrides)
@@ -117,6 +121,8 @@ class Objective:
         raise NotImplementedError
 
     def g_loss(self, d_fake: torch.Tensor) -> torch.Tensor:
+        """G's loss from D's outputs on generated samples; with `needs_real_in_g_step`,
+        g_loss(d_fake, d_real) with D's outputs on a real batch too (constants for G)."""
         raise NotImplementedError
 
     def diagnostics(self, d_real: torch.Tensor, d_fake: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -167,7 +173,11 @@ OBJECTIVES: dict[str, type[Objective]] = {}
 
 
 def register(cls: type[Objective]) -> type[Objective]:
-    OBJECTIVES[cls.name] = cls
+    """Class decorator: the objective family `cls.name`, for experiments, `list objectives` and
+    every report. Built-ins and plugins (harness/plugins.py, docs/extending.md) register alike;
+    a name another definition holds already is refused (plugins.DuplicateName), as is a name
+    the method syntax cannot carry ('@', '+', ':')."""
+    claim(OBJECTIVES, cls.name, cls, "objective")
     return cls
 
 

@@ -18,6 +18,7 @@ from torch import nn
 
 from ..errors import UnknownName
 from ..penalties import PENALTIES, Penalty, claim_part_name
+from ..plugins import check_free
 
 
 class Remedy:
@@ -81,6 +82,9 @@ REMEDIES: dict[str, type[Remedy]] = {}
 
 
 def register(cls: type[Remedy]) -> type[Remedy]:
+    """Class decorator: the remedy `cls.name`, named after '+' in a method. Built-ins and
+    plugins register alike; a name another remedy or a penalty holds is refused."""
+    check_free(REMEDIES, cls.name, cls, "remedy")
     claim_part_name(cls.name, "remedy")
     REMEDIES[cls.name] = cls
     return cls

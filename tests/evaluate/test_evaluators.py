@@ -12,7 +12,8 @@ from harness.evaluate import (
 
 def test_names():
     assert set(EVALUATORS) == {"inception", "fmnist-classifier", "toy2d"}
-    assert all(isinstance(v, str) and v for v in EVALUATORS.values())
+    assert all(v.name == k and isinstance(v.description, str) and v.description and callable(v.build)
+               for k, v in EVALUATORS.items())
 
 
 def test_unknown_evaluator_lists_valid_names():

@@ -22,7 +22,7 @@ from ray import tune
 
 from ...record import FAILED, OUTCOMES, TrialRecord
 from ...trial import Trial
-from ..store import RUNNING, SWEEP_CLOCK_S, ChildRuns
+from ..store import RUNNING, SWEEP_CLOCK_S, ChildRuns, log_params
 from .worker import checkpoint_uri
 
 RETRYING = "retrying"
@@ -155,6 +155,8 @@ class Recorder(tune.Callback):
             self.runs.log(tid, h["points"])
         if "resumed_from" in h:
             self.runs.tag(tid, {"resumed_from": h["resumed_from"]})
+        if h.get("params") and tid in self.runs.open:   # the worker's applied.device / precision
+            log_params(self.runs.client, self.runs.open[tid], h["params"])
 
     @guarded("its checkpoint's place")
     def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):

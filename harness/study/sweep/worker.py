@@ -1,6 +1,8 @@
 """The Tune trainable: rebuild the trial from plain dicts, train it, report metrics and its record.
 
-Runs in a Ray worker process; it never touches MLflow. Metrics travel in batches (every
+Runs in a Ray worker process; it never touches MLflow. The experiment's plugins are imported
+first (Ray shipped them: harness.plugins.runtime_env), and checked to be the code the driver
+hashed, so that their names resolve when the trial is rebuilt. Metrics travel in batches (every
 few seconds and at each evaluation): a Tune report is a round trip to the driver, too slow
 to make at every log point of a fast trial.
 """
@@ -11,13 +13,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from ... import checkpoint
+from ... import checkpoint, plugins
 from ...config import from_dict
 from ...data import get_dataset_spec, mixture_modes
 from ...plots import save_samples
 from ...space import Arch
 from ...train import run_trial
-from ...trial import Trial
+from ...trial import Trial, placement
 
 FLUSH_EVERY_S = 3.0
 
@@ -100,10 +102,13 @@ def run_one(config: dict, experiment: dict) -> None:
     from ray import tune
 
     config = config["trial"]
+    plugins.activate(experiment)   # before the names they register are looked up
     exp = from_dict(experiment)
     trial = Trial(exp, Arch.from_dict(config["arch"]), config["objective"], config["seed"])
     if not exp.train.threads:
         torch.set_num_threads(max(1, int(config["threads"])))
+    # what `auto` became on this worker (device, precision): params the driver cannot know
+    tune.report({"harness": {"params": trial.placement_params(placement(exp))}})
     batches = MetricBatches(tune.report)
     state = load_state(config)
     if state is not None:
