@@ -140,7 +140,7 @@ def write_report(name: str, out_root: str, primary: list[str] | None = None):
 
 
 def cmd_report(args):
-    from .plugins import load_for_sweep
+    from .study.sweep_plugins import load_for_sweep
     from .study.store import get_client, latest_sweep
     name = args.name or latest_sweep(get_client())
     load_for_sweep(get_client(), name, args.plugin)   # the sweep's own names (objectives, metrics) resolve

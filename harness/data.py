@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from .errors import DatasetNotFound, UnknownName
-from .plugins import claim
+from .registry import claim
 
 IMAGE_SIZE = 32  # every image dataset comes out 32 x 32: one architecture space for all
 FASHION_MNIST_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -69,7 +69,7 @@ class DatasetSpec:
 
     @property
     def definition(self):
-        """The function that defines the data (plugins.claim tells two definitions apart by it)."""
+        """The function that defines the data (registry.claim tells two definitions apart by it)."""
         return self.load or self.modes
 
 
@@ -78,7 +78,7 @@ DATASETS: dict[str, DatasetSpec] = {}
 
 def register_dataset(spec: DatasetSpec) -> DatasetSpec:
     """Add a dataset to the registry (experiments, `list datasets`, every report); a name
-    another definition holds is refused (plugins.DuplicateName). `image_dataset` and
+    another definition holds is refused (registry.DuplicateName). `image_dataset` and
     `mixture_dataset` build the spec; built-ins and plugins register alike."""
     if spec.kind not in ("image", "toy2d"):
         raise ValueError(f"dataset {spec.name!r}: kind {spec.kind!r} is not 'image' or 'toy2d'")

@@ -22,7 +22,7 @@ import math
 import torch
 
 from .errors import UnknownName
-from .plugins import DuplicateName, check_free
+from .registry import DuplicateName, check_free
 
 # The names that follow '+' in a method string, remedy or penalty: name -> "remedy" | "penalty".
 METHOD_PARTS: dict[str, str] = {}

@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
-import re
 import sys
 import sysconfig
 import traceback
@@ -36,53 +35,7 @@ from pathlib import Path
 
 from .errors import ConfigError, UserError
 
-# A registered name: it goes into method strings (`OBJECTIVE@S=V+PART:ARG`), trial ids, folder
-# names and MLflow params, so it is a plain word without the method syntax's '@', '+' and ':'.
-NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-
-
-class DuplicateName(UserError, ValueError):
-    """A name registered twice by two different definitions; the message names both."""
-
-
-def _definition(entry) -> object:
-    """What identifies an entry's definition: the class, or the function a spec wraps."""
-    return getattr(entry, "definition", None) or entry
-
-
-def _where(obj) -> str:
-    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', type(obj).__qualname__)}"
-
-
-def check_name(name, kind: str) -> str:
-    """A usable registry name, or a ValueError saying why not."""
-    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
-        raise ValueError(f"{kind} name {name!r}: use letters, digits, '.', '_' and '-', starting with a letter or "
-                         "digit (a name goes into method strings, trial ids and MLflow params)")
-    return name
-
-
-def check_free(registry: dict, name: str, entry, kind: str) -> None:
-    """Refuse `name` if another definition holds it (DuplicateName, naming both); see `claim`."""
-    check_name(name, kind)
-    old = registry.get(name)
-    if old is not None and old is not entry:
-        before, now = _definition(old), _definition(entry)
-        if _where(before) != _where(now):
-            raise DuplicateName(f"{kind} {name!r} is registered already (by {_where(before)}); {_where(now)} "
-                                "cannot take the name too: choose another")
-
-
-def claim(registry: dict, name: str, entry, kind: str) -> None:
-    """registry[name] = entry, refusing a name that another definition holds already.
-
-    The same definition registered again (its module and qualified name unchanged: a plugin
-    module imported again after its file changed, importlib.reload) replaces the old entry; a
-    different one is a DuplicateName naming both, so a plugin never replaces a built-in (or
-    another plugin's name) silently."""
-    check_free(registry, name, entry, kind)
-    registry[name] = entry
-
+from .registry import NAME_PATTERN, DuplicateName, _definition, check_free, check_name, claim  # noqa: F401
 
 # ---------------------------------------------------------------------------- loading
 
@@ -382,28 +335,3 @@ def unload(name: str) -> None:
     for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
         sys.modules.pop(key)
     LOADED.pop(name, None)
-
-
-def load_for_sweep(client, name: str, given: list[str] | None = None) -> list[Plugin]:
-    """The plugins a recorded sweep ran with, for a process that rebuilds its report: those
-    given (`report --plugin`, relative to the current directory), else the ones its stored
-    experiment lists, relative to the experiment file as the sweep's command named it
-    (its parent run's tag experiment_file). The report needs them only for their names."""
-    if given:
-        return load_all(list(given), Path.cwd(), where="--plugin")
-    from .study import store
-    found = store.find_experiment(client, name)
-    parent = next(iter(store.parents(client, found.experiment_id)), None) if found is not None else None
-    if parent is None:
-        return []
-    specs = store.load_experiment_dict(client, parent.info.run_id).get("plugins") or []
-    if not specs:
-        return []
-    recorded = parent.data.tags.get("experiment_file")
-    base = Path(recorded).expanduser().parent if recorded else Path.cwd()
-    try:
-        return load_all(specs, base)
-    except ConfigError as err:
-        raise ConfigError("--plugin", f"sweep {name!r} ran with plugins {specs}, found relative to its experiment "
-                                      f"file {recorded}; from here: {err}. Run the report where the sweep ran, or "
-                                      "name them: --plugin PATH (repeatable)") from None

@@ -13,7 +13,7 @@ from typing import Callable
 from harness.data import get_dataset_spec
 from harness.evaluate.base import CLASSIFIER_DATASETS, Evaluator
 from harness.errors import EvaluatorUnavailable, UnknownName
-from harness.plugins import claim
+from harness.registry import claim
 
 # torch-fidelity's release asset; load_state_dict_from_url looks in torch.hub's cache first
 INCEPTION_URL = ("https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
@@ -56,7 +56,7 @@ class EvaluatorEntry:
 
     @property
     def definition(self):
-        """The constructor (plugins.claim tells two definitions apart by it)."""
+        """The constructor (registry.claim tells two definitions apart by it)."""
         return self.build
 
 

@@ -15,7 +15,7 @@ from torch import nn
 
 from ..errors import ConfigError, UnknownName, UserError
 from ..penalties import Penalty
-from ..plugins import claim
+from ..registry import claim
 from ..remedies import split_method
 
 
@@ -175,7 +175,7 @@ OBJECTIVES: dict[str, type[Objective]] = {}
 def register(cls: type[Objective]) -> type[Objective]:
     """Class decorator: the objective family `cls.name`, for experiments, `list objectives` and
     every report. Built-ins and plugins (harness/plugins.py, docs/extending.md) register alike;
-    a name another definition holds already is refused (plugins.DuplicateName), as is a name
+    a name another definition holds already is refused (registry.DuplicateName), as is a name
     the method syntax cannot carry ('@', '+', ':')."""
     claim(OBJECTIVES, cls.name, cls, "objective")
     return cls

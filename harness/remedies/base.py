@@ -18,7 +18,7 @@ from torch import nn
 
 from ..errors import UnknownName
 from ..penalties import PENALTIES, Penalty, claim_part_name
-from ..plugins import check_free
+from ..registry import check_free
 
 
 class Remedy:
