@@ -64,7 +64,7 @@ def test_the_ui_shows_each_trial_with_method_seed_outcome_and_score(project, tin
     ui = subprocess.Popen(harness_cmd("ui", "--port", port), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           text=True, start_new_session=True)
     try:
-        _wait_http(f"http://127.0.0.1:{port}/health")
+        _wait_http(f"http://127.0.0.1:{port}/health", seconds=360)   # a loaded 2-core machine: minutes
         url = next(line.split(": ", 1)[1].strip() for line in iter(ui.stdout.readline, "")
                    if line.strip().startswith("uistudy:"))
         dom = _chromium(url, tmp_path / "profile-dom", "--dump-dom").stdout
