@@ -61,6 +61,7 @@ def check_tiny_sweep(project, name, settings):
     assert "gan vs wgan-gp" in md and "only wgan-gp" in md and "![" in md
 
 
+@pytest.mark.slow   # a real Ray sweep (~3 min on 2 loaded cores); the fast twins: tests/study/sweep/sweep_fakes.py
 def test_tiny_sweep_to_sqlite_and_report(project, write_experiment, tiny_fmnist):
     path = write_experiment("tiny", **tiny_fmnist)
     r = run_harness("sweep", path)
@@ -104,6 +105,7 @@ def mlflow_server(tmp_path):
         log.close()
 
 
+@pytest.mark.slow   # a real Ray sweep against a real mlflow server
 def test_tiny_sweep_to_mlflow_server(project, write_experiment, tiny_fmnist, mlflow_server, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
     path = write_experiment("tiny-server", **tiny_fmnist)
