@@ -312,9 +312,12 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("bench", help="measure trial speed against a plain PyTorch loop")
     q.add_argument("--quick", action="store_true", help="reduced version (CPU, CI)")
     q.add_argument("--out", default="results/bench")
-    q.add_argument("--only", choices=["cpu-speed", "w1-solver"], default=None,
+    q.add_argument("--only", choices=["cpu-speed", "w1-solver", "profile", "penalty-precision", "dry-run-check"], default=None,
                    help="cpu-speed: only the real-size CPU section (fp32 / bf16 paths, matmul rates, checkpoint cost); "
-                        "w1-solver: the 2D evaluator's exact W1, scipy's assignment vs POT's simplex")
+                        "w1-solver: the 2D evaluator's exact W1, scipy's assignment vs POT's simplex; "
+                        "profile: where a CPU iteration's time goes (torch.profiler) and the levers it names; "
+                        "penalty-precision: the penalty's double backward in bf16 against fp32 (numbers, a trained run); "
+                        "dry-run-check: the dry run's price of each committed study against its measured trial times")
     q.set_defaults(func=cmd_bench)
     return p
 

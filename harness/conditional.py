@@ -27,6 +27,7 @@ import torch
 
 from .data import get_dataset_spec, sample_mixture_labelled, to_unit_range
 from .nets.conditional import build_conditional_discriminator, build_conditional_generator
+from .penalties import penalty_autocast
 
 LABEL_STREAM = 3    # SeedSequence child 3: children 0-2 are train.STREAMS (data, z, eval)
 
@@ -64,6 +65,7 @@ class ConditionalStep:
 
     g_loss_remedy = None            # no remedy that replaces G's loss is allowed with labels
     needs_real_in_g_step = False
+    penalty_dtype = None            # as GANStep's
 
     def __init__(self, G, D, objective, opt_g, opt_d, n_classes, label_generator, autocast=contextlib.nullcontext):
         self.G, self.D, self.objective = G, D, objective
@@ -90,7 +92,8 @@ class ConditionalStep:
             d_real, d_fake = self.D(x, y), self.D(fake, y)
         self.last_d_outputs = (d_real.detach(), d_fake.detach())
         loss = self.objective.d_loss(d_real.float(), d_fake.float())
-        penalty = self.objective.penalty(functools.partial(self.D, y=y), x, fake)
+        with penalty_autocast(self.penalty_dtype):
+            penalty = self.objective.penalty(functools.partial(self.D, y=y), x, fake)
         self.opt_d.zero_grad(set_to_none=True)
         (loss if penalty is None else loss + penalty).backward()
         self.opt_d.step()

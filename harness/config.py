@@ -66,6 +66,9 @@ class TrainConfig:
     z_dim: int | None = None      # None: trial.default_z_dim (128 for images, 2 for the 2D mixtures)
     device: str = "auto"          # auto | cpu | cuda | cuda:N
     precision: str = "auto"       # auto (bf16 on CUDA; on a CPU bf16 for images where it has bf16 units) | fp32 | bf16
+    # fp32: penalties (harness.penalties) take D's input gradient in fp32, autocast off; autocast:
+    # under the trial's autocast dtype (bf16 on the bf16 path, no effect in fp32), norm in fp32
+    penalty_precision: str = "fp32"
     check_every: int = 0          # read losses back every N steps; 0: 1 on CPU, 25 on CUDA
     threads: int = 0              # torch CPU threads per trial; 0 = the sweep's cpus_per_trial (train: torch's)
     init: str = "dcgan"           # weight init: dcgan (N(0, 0.02), DCGAN sec. 4) | pytorch (its defaults)

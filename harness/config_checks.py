@@ -95,6 +95,8 @@ def _validate_training(e: Experiment) -> None:
         raise ConfigError("train.init", f"{e.train.init!r} is not one of {sorted(INITS)}")
     if e.train.precision not in ("auto", "fp32", "bf16"):
         raise ConfigError("train.precision", f"{e.train.precision!r} is not one of ['auto', 'fp32', 'bf16']")
+    if e.train.penalty_precision not in ("fp32", "autocast"):
+        raise ConfigError("train.penalty_precision", f"{e.train.penalty_precision!r} is not one of ['fp32', 'autocast']")
     if not (e.train.device in ("auto", "cpu", "cuda") or e.train.device.startswith("cuda:")):
         raise ConfigError("train.device", f"{e.train.device!r} is not one of auto, cpu, cuda, cuda:N")
     if e.train.z_dim is not None:

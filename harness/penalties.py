@@ -10,13 +10,21 @@ it builds the same `GradientPenalty` that `+gp` does, so the two cannot drift ap
 Remedies and penalties share the names after '+' (one namespace, `claim_part_name`): a name
 says which it is, and registering a name the other registry holds is an error.
 
-Precision: each penalty takes the input gradient of D in fp32 with autocast off, and the
-trainer calls it outside its autocast block; the double backward of a bf16 forward loses
-most of the gradient's mantissa (WGAN-GP's penalty has always done this, and every penalty
-here does the same, through `input_gradient`).
+Precision: by default each penalty takes the input gradient of D in fp32 with autocast off,
+and the trainer calls it outside its autocast block (WGAN-GP's penalty has always done this,
+and every penalty here does the same, through `input_gradient`). `train.penalty_precision:
+autocast` lets the trainer run the penalty's D forward, input gradient and double backward
+under the trial's own autocast dtype instead (bf16 on the bf16 path; `penalty_autocast`),
+with the gradient and its norm still taken in fp32: the gradient norm then differs from the
+fp32 one by 0.2-0.7 % on average over a batch (depth 4-8 critics; bounded by depth x 2^-8 in
+tests/test_penalty_precision.py). Off by default: the penalty is most of a wgan-gp iteration
+on a CPU (`harness bench --only profile`), but the bf16 penalty's speed has not been measured
+on a CPU with bf16 units yet (docs/benchmark.md).
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 
 import torch
@@ -98,15 +106,38 @@ def get_penalty(name: str, arg=None) -> Penalty:
     return PENALTIES[name](arg)
 
 
+# The autocast dtype the penalties run D under; None (the default): fp32, autocast off.
+_AUTOCAST_DTYPE: contextvars.ContextVar[torch.dtype | None] = contextvars.ContextVar("penalty_autocast",
+                                                                                     default=None)
+
+
+@contextlib.contextmanager
+def penalty_autocast(dtype: torch.dtype | None):
+    """Run the penalties called inside under autocast to `dtype` (None: fp32, the default).
+    A context variable, not an argument, because the penalties are reached through each
+    objective's `penalty` with the same signature whatever the precision."""
+    token = _AUTOCAST_DTYPE.set(dtype)
+    try:
+        yield
+    finally:
+        _AUTOCAST_DTYPE.reset(token)
+
+
 def input_gradient(D, x: torch.Tensor) -> torch.Tensor:
-    """grad_x sum_i D(x_i), with a graph (the penalty is trained through), in fp32: the forward
-    and the gradient both with autocast off, since a gradient taken with a graph records its
-    backward's matrix products under whatever autocast is active where it is taken."""
+    """grad_x sum_i D(x_i), with a graph (the penalty is trained through), returned in fp32.
+
+    By default in fp32 throughout: the forward and the gradient both with autocast off, since
+    a gradient taken with a graph records its backward's matrix products under whatever
+    autocast is active where it is taken (so the double backward runs in that precision too).
+    Inside `penalty_autocast(dtype)` both run under autocast to that dtype: D's convolutions,
+    their input gradients and the double backward in bf16, the sum and the gradient in fp32."""
+    dtype = _AUTOCAST_DTYPE.get()
     x = x.requires_grad_(True)
-    with torch.autocast(device_type="cuda" if x.is_cuda else "cpu", enabled=False):
+    with torch.autocast(device_type="cuda" if x.is_cuda else "cpu", dtype=dtype or torch.bfloat16,
+                        enabled=dtype is not None):
         out = D(x).float()
         (grad,) = torch.autograd.grad(out.sum(), x, create_graph=True)
-    return grad
+    return grad.float()
 
 
 def gradient_penalty(D, real, fake, eps=None):

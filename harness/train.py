@@ -29,6 +29,7 @@ from .device import resolve_check_every
 from .evaluate.base import balanced_labels
 from .evaluate.critic import probability_critic
 from .nets import build_discriminator, build_generator
+from .penalties import penalty_autocast
 from .progress import Progress
 from .record import COLLAPSED, DIVERGED, FAILED, OK, TrialRecord
 from .remedies.base import samples_per_input
@@ -85,6 +86,9 @@ class GANStep:
     (harness.remedies) act here: on every batch D sees (`d_input`), and on G's loss.
     """
 
+    # The autocast dtype the penalties run under (train.penalty_precision: autocast); None: fp32.
+    penalty_dtype: torch.dtype | None = None
+
     def __init__(self, G, D, objective, opt_g, opt_d, autocast=contextlib.nullcontext):
         self.G, self.D, self.objective = G, D, objective
         self.opt_g, self.opt_d, self.autocast = opt_g, opt_d, autocast
@@ -110,7 +114,8 @@ class GANStep:
             d_real, d_fake = self.D(real), self.D(fake)
         self.last_d_outputs = (d_real.detach(), d_fake.detach())   # for diagnostics at log points
         loss = self.objective.d_loss(d_real.float(), d_fake.float())
-        penalty = self.objective.penalty(self.D, real, fake)
+        with penalty_autocast(self.penalty_dtype):   # None: fp32 (train.penalty_precision)
+            penalty = self.objective.penalty(self.D, real, fake)
         self.opt_d.zero_grad(set_to_none=True)
         (loss if penalty is None else loss + penalty).backward()
         self.opt_d.step()
@@ -219,6 +224,8 @@ class Session:
         else:
             self.step = build_step(trial.arch, self.objective, data_shape(e), self.z_dim, self.device,
                                    self.amp_dtype, channels_last, init=e.train.init)
+        if e.train.penalty_precision == "autocast":
+            self.step.penalty_dtype = self.amp_dtype
         self.iterations, self.done = e.budget.iterations, 0
         self.schedulers = self._schedulers(e.budget.iterations)
         self.losses = LossMeter(self.device, resolve_check_every(e.train.check_every, self.device))

@@ -84,3 +84,64 @@ def test_conditional_trials_are_priced_within_a_quarter(dataset, objective):
                                              "budget": {"batch_size": 16}}), ARCHS[0], objective, 0))
     assert exact > 0 and estimate == pytest.approx(exact, rel=0.25), (exact, estimate)
     assert estimate > plain   # the one-hot label widens G's input (and the 2D D's)
+
+
+# ---- the dry run's price: each method at its own measured rate ---------------------------------
+
+def test_each_method_is_priced_at_its_own_rate_with_evaluations_and_start_up(monkeypatch):
+    """The Fashion-MNIST study was priced at one rate for every method, 8.7 h for 19 h 40 min:
+    a WGAN-GP iteration runs at a fraction of a GAN iteration's FLOP rate. Here each method's
+    rate comes from its own timed iterations (stubbed: gan 10 GFLOP/s, wgan-gp 2), evaluations
+    are eval.every's and the final one at the timed evaluation's cost scaled by G's FLOPs, and
+    every trial pays the measured start-up."""
+    from harness.cost import evaluations_per_trial, extractor_flops, forward_flops
+    from harness.study.sweep import dry_run
+    rates = {"gan": 10e9, "wgan-gp": 2e9}
+    timed, cache = [], {}
+
+    def flops(t):
+        if (t.arch, t.objective) not in cache:
+            cache[(t.arch, t.objective)] = iteration_flops(t)
+        return cache[(t.arch, t.objective)]
+
+    def seconds(trial, threads):
+        timed.append((trial.arch, trial.objective, threads))
+        return flops(trial) / rates[trial.objective]
+    monkeypatch.setattr(dry_run, "seconds_per_iteration", seconds)
+    monkeypatch.setattr(dry_run, "trial_overheads", lambda trial, threads: {
+        "evaluation_s": 2.0, "startup_s": 0.5, "real_side_once_s": 0.0, "load_factor": 1.5})
+    e = from_dict({"dataset": "fashion_mnist", "objectives": ["gan", "wgan-gp"],
+                   "budget": {"iterations": 8, "batch_size": 16}, "eval": {"n_samples": 100, "every": 3}})
+    trials = [Trial(e, arch, obj, seed) for arch in ARCHS for obj in e.objectives for seed in (0, 1)]
+    p = dry_run.price(e, trials, threads=1, flops={(t.arch, t.objective): flops(t) for t in trials})
+    median = dry_run.median_trial(trials)
+    assert median.arch == max(ARCHS, key=lambda a: sum(forward_flops(Trial(e, a, "gan", 0))))
+    assert timed == [(median.arch, "gan", 1), (median.arch, "wgan-gp", 1)]    # each method once, at the median
+    assert p["per_method"]["wgan-gp"]["gflop_per_s"] == pytest.approx(2.0) and p["load_factor"] == 1.5
+    n_evals = evaluations_per_trial(e)
+    assert n_evals == 3                                                          # at 3, 6 and the last, 8
+    extractor = extractor_flops("fmnist-classifier")
+    g_median, g_of = forward_flops(median)[0], {}
+    for t in trials:
+        x = p["per_trial"][t.id]
+        assert x["training_s"] == pytest.approx(flops(t) * 8 / rates[t.objective])
+        g = g_of[t.arch] if t.arch in g_of else g_of.setdefault(t.arch, forward_flops(t)[0])
+        assert x["evaluation_s"] == pytest.approx(n_evals * 2.0 * (g + extractor) / (g_median + extractor))
+        assert x["startup_s"] == 0.5
+        assert x["total_s"] == pytest.approx(x["training_s"] + x["evaluation_s"] + 0.5)
+    # one rate for all (the old price) would have undercharged wgan-gp five times over
+    w = next(t for t in trials if t.objective == "wgan-gp")
+    assert p["per_trial"][w.id]["training_s"] == pytest.approx(5 * flops(w) * 8 / rates["gan"])
+
+
+def test_the_dry_run_reads_a_one_thread_cpu_trial_on_its_own_clock():
+    """On this project's shared 2 cores (load 8-12) the wall clock counts the waits for a core;
+    a one-thread CPU trial's own time is its thread's CPU time, and the load factor says how
+    much the wall clock ran slower than a busy thread (1 on an idle machine, never below)."""
+    import time
+
+    from harness.study.sweep.dry_run import load_factor, own_clock
+    cpu = Trial(from_dict({"objectives": ["gan"], "train": {"device": "cpu"}}), ARCHS[0], "gan", 0)
+    assert own_clock(cpu, threads=1) is time.thread_time
+    assert own_clock(cpu, threads=2) is time.perf_counter      # several threads: the wall clock
+    assert load_factor(seconds=0.05) >= 1.0

@@ -25,6 +25,27 @@ def cpu_speed_only(r: dict) -> str:
                      + cpu_speed_markdown(r["cpu_speed"])) + "\n"
 
 
+def _header(r: dict, what: str) -> list[str]:
+    hw = r["hardware"]
+    return [f"# Benchmark: {hw['device_name']}, {what}", "",
+            f"- CPU: {hw['cpu_model']}, {hw['cpu_count']} cores; torch {hw['torch']}, Python {hw['python']}",
+            f"- date: {hw['date']}; command: `{hw['command']}`; took {r['bench_seconds']:.0f} s; "
+            f"load average at the start {hw.get('load_average_1m', float('nan')):.2f} on {hw['cpu_count']} cores"
+            + (f", at the end {r['load_average_end_1m']:.2f}" if "load_average_end_1m" in r else "")]
+
+
+def profile_only(r: dict) -> str:
+    """The file of `bench --only profile`: the profile, its ceilings and the levers."""
+    from .levers import levers_markdown
+    from .profile import profile_markdown
+    m = r["matmul_gflops"]
+    lines = _header(r, "where a CPU iteration's time goes") + [
+        f"- this core's matmul: fp32 {m['fp32']:.1f} GFLOP/s, bf16 {m['bf16']:.2g} GFLOP/s "
+        f"(native bf16: {r['profile']['native_bf16']})"]
+    return "\n".join(lines + [f"> {n}" for n in r["notes"]] + profile_markdown(r["profile"])
+                     + levers_markdown(r["levers"])) + "\n"
+
+
 def _overheads_markdown(r: dict) -> list[str]:
     """Evaluation cost, a trial's overhead, the sweep path and torch.compile, as report lines."""
     ev, ov = r.get("eval_cost", {}), r.get("trial_overhead", {})
@@ -56,6 +77,15 @@ def _overheads_markdown(r: dict) -> list[str]:
 
 
 def to_markdown(r: dict) -> str:
+    if "profile" in r:
+        return profile_only(r)
+    if "penalty_precision" in r:
+        from .penalty_precision import penalty_precision_markdown
+        return "\n".join(_header(r, "the penalty's precision") + penalty_precision_markdown(r["penalty_precision"])) + "\n"
+    if "dry_run_check" in r:
+        from .dry_run_check import dry_run_check_markdown
+        return "\n".join(_header(r, "the dry run's price against measured studies")
+                         + dry_run_check_markdown(r["dry_run_check"])) + "\n"
     if "w1_solver" in r:
         from .w1_solver import w1_solver_markdown
         return w1_solver_markdown(r)

@@ -27,7 +27,15 @@ IMPLS = ("harness", "reference")
 
 
 def device_slug(device: torch.device) -> str:
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu-" + provenance.cpu_model()
+    """The device as files name it. A CPU's model name alone does not tell its vector units
+    apart (this project has run on 'AMD EPYC' cores with AVX512-BF16 and with AVX2 only, whose
+    bf16 figures differ a hundredfold), so a CPU's slug adds torch's capability and bf16."""
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:
+        from ..device import native_bf16_cpu
+        name = f"cpu-{provenance.cpu_model()}-{torch.backends.cpu.get_cpu_capability()}" + (
+            "-bf16" if native_bf16_cpu() else "")
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
@@ -120,7 +128,11 @@ def run_bench(quick: bool = False, out_dir: str = "results/bench", device: str |
               log=None, only: str | None = None, **plan_overrides) -> int:
     """Measure everything, write <out_dir>/<device>[-quick].md and .json; 0 on success.
     only="cpu-speed": just the real-size CPU section, into <device>-cpu-speed.md / .json;
-    only="w1-solver": the 2D evaluator's exact-W1 solvers (w1_solver.py), into <cpu>-w1-solver.md / .json."""
+    only="w1-solver": the 2D evaluator's exact-W1 solvers (w1_solver.py), into <cpu>-w1-solver.md / .json;
+    only="profile": where a CPU iteration's time goes and the levers it names (profile.py, levers.py);
+    only="penalty-precision": the penalty under bf16 autocast against fp32 (penalty_precision.py);
+    only="dry-run-check": the dry run's price of each committed study against its measured trial
+    wall times (dry_run_check.py)."""
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     plan = make_plan(quick, dev, **plan_overrides)
@@ -131,6 +143,18 @@ def run_bench(quick: bool = False, out_dir: str = "results/bench", device: str |
             raise UsageError("bench --only cpu-speed measures a CPU; this run's device is " + str(dev))
         report = {"hardware": hw, "notes": [], "cpu_speed": measure_cpu_speed(resident_images(dev), log)}
         return _write(report, Path(out_dir), device_slug(dev) + "-cpu-speed", t_start, log)
+    if only == "profile":     # CPU work whatever the device: named after the CPU
+        report = {"hardware": hardware(torch.device("cpu")), "notes": [], **measure_profile_and_levers(log)}
+        return _write(report, Path(out_dir), device_slug(torch.device("cpu")) + "-profile", t_start, log)
+    if only == "penalty-precision":
+        from .penalty_precision import measure_penalty_precision
+        report = {"hardware": hardware(torch.device("cpu")), "notes": [],
+                  "penalty_precision": measure_penalty_precision(log)}
+        return _write(report, Path(out_dir), device_slug(torch.device("cpu")) + "-penalty-precision", t_start, log)
+    if only == "dry-run-check":
+        from .dry_run_check import measure_dry_run_check
+        report = {"hardware": hardware(torch.device("cpu")), "notes": [], "dry_run_check": measure_dry_run_check(log)}
+        return _write(report, Path(out_dir), device_slug(torch.device("cpu")) + "-dry-run-check", t_start, log)
     if only == "w1-solver":   # CPU work whatever the device: named after the CPU
         from .w1_solver import measure_w1_solver
         report = {"hardware": hardware(torch.device("cpu")), "notes": [], "w1_solver": measure_w1_solver(log)}
@@ -164,8 +188,26 @@ def run_bench(quick: bool = False, out_dir: str = "results/bench", device: str |
     return _write(report, Path(out_dir), device_slug(dev) + ("-quick" if quick else ""), t_start, log)
 
 
+def measure_profile_and_levers(log) -> dict:
+    """The profile of a gan and a wgan-gp iteration (profile.py), the levers it names
+    (levers.py), with this core's bf16 / fp32 matmul ratio for the Amdahl ceilings."""
+    from .cpu_speed import matmul_gflops
+    from .levers import measure_levers
+    from .profile import measure_profile
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        peak = {"fp32": matmul_gflops(torch.float32), "bf16": matmul_gflops(torch.bfloat16, seconds=0.5)}
+    finally:
+        torch.set_num_threads(threads)
+    images = resident_images(torch.device("cpu"))
+    profile = measure_profile(images, log, unit_speedup=peak["bf16"] / peak["fp32"], fp32_matmul_gflops=peak["fp32"])
+    return {"matmul_gflops": peak, "profile": profile, "levers": measure_levers(images, log)}
+
+
 def _write(report: dict, out: Path, stem: str, t_start: float, log) -> int:
     report["bench_seconds"] = time.perf_counter() - t_start
+    report["load_average_end_1m"] = os.getloadavg()[0]   # the load can change during a long run
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{stem}.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     (out / f"{stem}.md").write_text(to_markdown(report))

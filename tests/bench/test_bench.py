@@ -18,6 +18,7 @@ def _positive(x) -> bool:
     return isinstance(x, (int, float)) and math.isfinite(x) and x > 0
 
 
+@pytest.mark.slow   # spawns two processes and times every figure: a minute on 2 loaded cores
 def test_quick_cpu_bench_writes_every_figure(tmp_path):
     from harness.device import native_bf16_cpu
     # The quick CPU plan, shrunk further so the test stays short: the larger config only,
@@ -93,9 +94,16 @@ def test_peak_table_names():
 ATOL, RTOL = 0.02, 0.02
 
 
+SIZES = {"quick-study": pytest.param(32, marks=pytest.mark.slow),   # bf16 is emulated without bf16 units
+         "narrow": 8}
+
+
+@pytest.mark.parametrize("filters", SIZES.values(), ids=SIZES.keys())
 @pytest.mark.parametrize("objective", ["gan", "wgan-gp"])
-def test_bf16_autocast_step_agrees_with_fp32(objective):
+def test_bf16_autocast_step_agrees_with_fp32(objective, filters):
     arch = Arch(depth_g=4, depth_d=4, filters_g=32, filters_d=32)
+    object.__setattr__(arch, "filters_g", filters)    # 8: off the space's grid, a fast twin
+    object.__setattr__(arch, "filters_d", filters)
     losses, finite = {}, {}
     for amp in (None, torch.bfloat16):
         torch.manual_seed(0)
@@ -131,3 +139,12 @@ def test_cpu_speed_section_measures_every_path(tmp_path):
     assert paths["harness auto"]["precision"] == expected
     assert r["matmul_gflops"]["fp32"] > 0 and r["checkpoint"]["bytes"] > 0
     assert "share of the matmul rate" in "\n".join(cpu_speed_markdown(r))
+
+
+def test_a_cpu_slug_names_its_vector_units():
+    """Two 'AMD EPYC' cores of this project, one with AVX512-BF16, one with AVX2 only, differ a
+    hundredfold in bf16: their bench files must not overwrite each other."""
+    from harness.device import native_bf16_cpu
+    slug = bench.device_slug(torch.device("cpu"))
+    assert slug.startswith("cpu-") and torch.backends.cpu.get_cpu_capability().lower() in slug
+    assert slug.endswith("-bf16") == native_bf16_cpu()

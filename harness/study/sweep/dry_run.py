@@ -2,28 +2,55 @@
 
 Prints one JSON line per trial (the flat dict that becomes its MLflow params, including the
 D norm and weight decay that actually apply), then one summary line: the trial count, the
-training FLOPs (cost.iteration_flops, an estimate within about 25 %), the evaluation FLOPs
-(eval.n_samples through G and the evaluator's network at every evaluation, cost.evaluation_flops;
-toy2d's exact metrics have no network and are timed once here instead), this machine's rate
-measured on one real trial, the wall time that implies at the sweep's parallelism, and the
-largest trial's estimated peak memory (harness/memory.py). Start-up and Ray are not priced.
-Writes nothing.
+training and evaluation FLOPs (cost.iteration_flops, an estimate within about 25 %;
+cost.evaluation_flops), the largest trial's estimated peak memory (harness/memory.py), and a
+price in hours at the sweep's parallelism, from measurements on this machine (`price`):
+
+- training: each distinct method runs a few iterations at the study's median architecture
+  after a warm-up (`seconds_per_iteration`), which gives that method's own FLOP rate; every
+  trial's FLOPs are priced at its method's rate. One rate for every method priced the
+  Fashion-MNIST study at 8.7 h where it took 19 h 40 min: a WGAN-GP iteration (n_critic 5,
+  a double backward) runs at well under a GAN iteration's FLOP rate on a CPU.
+- evaluation: one evaluation at eval.n_samples through the study's evaluator, timed inside a
+  one-iteration `run_trial` at the median architecture (the real data, the evaluator's cached
+  real side), scaled by each trial's G FLOPs where the evaluator has a network, times
+  cost.evaluations_per_trial (eval.every and the final one). toy2d's metrics (exact W1, KDE)
+  cost what the sample's shape makes them cost, not the network: they are timed on a sample
+  of the mixture itself (`seconds_per_toy_evaluation`), what a trained G draws.
+- start-up: what that one-iteration run_trial spent outside training and evaluation
+  (building the session, loading the data, the final sample grid), once per trial.
+
+The clocks: this project's machine is shared (its 2 cores often carry a load of 8-12), and a
+sweep gives each trial its cpus_per_trial cores. So on a CPU a one-thread trial's iterations
+are timed by that thread's CPU time (`own_clock`), its own time whatever else runs, and the
+parts timed on the wall clock (evaluation, start-up: the evaluators' libraries may run threads
+of their own) are divided by the `load_factor` measured beside them. The price is what the
+trials take with their cores to themselves; the summary gives the load and the factor.
+
+Ray's start and its per-trial scheduling, and MLflow, are not priced (0.4 % of the quick
+study's wall time by its report). `harness bench --only dry-run-check` compares this price
+with the committed studies' measured trial wall times (docs/costs.md). Writes nothing.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import sys
 import time
 
 import torch
 
 from ...config import Experiment
-from ...cost import evaluation_flops, evaluations_per_trial, extractor_flops, iteration_flops
+from ...cost import evaluation_flops, evaluations_per_trial, extractor_flops, forward_flops, iteration_flops
 from ...memory import GiB, largest
 from ...train import Session
 from ...trial import Trial, data_shape, evaluator_name
 
-TIMED_ITERATIONS = 2
+WARMUP_ITERATIONS = 2        # oneDNN's primitives and the allocator settle in the first iterations
+MIN_TIMED_ITERATIONS = 3
+TIMED_SECONDS = 0.5          # each method is timed for at least this long (and MIN_TIMED_ITERATIONS)
+TIMED_ITERATIONS = MIN_TIMED_ITERATIONS   # the old name, for callers that read it
 
 
 def parallel_trials(exp: Experiment, cluster: dict, resources) -> float:
@@ -34,8 +61,36 @@ def parallel_trials(exp: Experiment, cluster: dict, resources) -> float:
     return max(1, min(cpu_slots, cluster.get("GPU", 0) * exp.resources.trials_per_gpu))
 
 
-def seconds_per_iteration(trial: Trial, threads: int) -> float:
-    """One warm-up iteration, then the mean of TIMED_ITERATIONS, on random images of the data's shape."""
+def own_clock(trial: Trial, threads: int):
+    """The clock a trial's time is read on: on a CPU with one thread, that thread's CPU time,
+    which is the trial's own time whatever else the machine runs (torch's work and autograd run
+    on the calling thread); otherwise the wall clock (GPU work, or several threads)."""
+    from ...device import resolve_device
+    if threads == 1 and resolve_device(trial.experiment.train.device).type == "cpu":
+        return time.thread_time
+    return time.perf_counter
+
+
+def load_factor(seconds: float = 0.3) -> float:
+    """How much slower the wall clock runs than one busy thread's CPU time here now (>= 1): the
+    time a thread waits for a core on a shared machine. A single-thread matmul loop, timed on
+    both clocks; the wall-clock measurements (evaluation, start-up) are divided by it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        a = torch.randn(256, 256)
+        w0, c0 = time.perf_counter(), time.thread_time()
+        while time.perf_counter() - w0 < seconds:
+            a @ a
+        return max(1.0, (time.perf_counter() - w0) / max(time.thread_time() - c0, 1e-9))
+    finally:
+        torch.set_num_threads(before)
+
+
+def seconds_per_iteration(trial: Trial, threads: int, timed_seconds: float | None = None) -> float:
+    """WARMUP_ITERATIONS, then the mean of at least MIN_TIMED_ITERATIONS and TIMED_SECONDS of
+    iterations, on random images of the data's shape (their values do not change the time),
+    on the trial's own clock (`own_clock`)."""
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -43,27 +98,123 @@ def seconds_per_iteration(trial: Trial, threads: int) -> float:
         images = torch.randint(0, 256, (1024, *shape), dtype=torch.uint8) if len(shape) == 3 else None
         labels = torch.zeros(1024, dtype=torch.long) if images is not None else None   # conditional trials read them
         session = Session(trial, images=images, labels=labels)
-        session.iteration()
-        start = time.perf_counter()
-        for _ in range(TIMED_ITERATIONS):
+        for _ in range(WARMUP_ITERATIONS):
             session.iteration()
+        session.losses.read()
+        clock = own_clock(trial, threads)
+        n, start, own = 0, time.perf_counter(), clock()
+        timed_seconds = TIMED_SECONDS if timed_seconds is None else timed_seconds
+        while n < MIN_TIMED_ITERATIONS or time.perf_counter() - start < timed_seconds:
+            session.iteration()
+            n += 1
         session.losses.read()   # waits for the device
-        return (time.perf_counter() - start) / TIMED_ITERATIONS
+        return (clock() - own) / n
     finally:
         torch.set_num_threads(before)
 
 
 def seconds_per_toy_evaluation(exp: Experiment) -> float:
     """One toy2d evaluation (exact W1, KDE, mode counts) of eval.n_samples points drawn from
-    the mixture itself: its cost hardly depends on the generator, and it has no network to count."""
-    from ...data import sample_mixture
+    the mixture itself: its cost hardly depends on the generator, and it has no network to count.
+    Wall-clock seconds over the load factor measured just before (CPU work: see the docstring)."""
+    from ...data import mixture_modes, sample_mixture
     from ...trial import make_evaluator
     evaluator = make_evaluator(exp)
     evaluator = evaluator.base if exp.conditional else evaluator   # the label metrics add a little
     g = torch.Generator().manual_seed(0)
+    centers, std = mixture_modes(exp.dataset)
+
+    def draw(n_or_labels):   # a conditional evaluator asks for given labels (modes) too
+        if isinstance(n_or_labels, int):
+            return sample_mixture(exp.dataset, n_or_labels, g)
+        return centers[n_or_labels.cpu()] + std * torch.randn(len(n_or_labels), 2, generator=g)
+    load = load_factor()
     start = time.perf_counter()
-    evaluator.evaluate(lambda n: sample_mixture(exp.dataset, n, g))
-    return time.perf_counter() - start
+    evaluator.evaluate(draw)
+    return (time.perf_counter() - start) / load
+
+
+def trial_overheads(trial: Trial, threads: int) -> dict:
+    """A one-iteration run_trial of `trial` with its final evaluation only: the seconds of
+    one evaluation and of everything outside training and evaluation (start-up). The
+    evaluator's real side is prepared first: a sweep extracts it once and caches it. On a
+    one-thread CPU trial the wall-clock figures are divided by the load factor measured just
+    before (module docstring)."""
+    from ...record import FAILED
+    from ...train import run_trial
+    from ...trial import make_evaluator
+    exp = trial.experiment
+    one = dataclasses.replace(exp, budget=dataclasses.replace(exp.budget, iterations=1),
+                              eval=dataclasses.replace(exp.eval, every=0))
+    evaluator = make_evaluator(exp)
+    t0 = time.perf_counter()
+    if hasattr(evaluator, "prepare"):
+        evaluator.prepare()
+    once = time.perf_counter() - t0
+    load = load_factor() if own_clock(trial, threads) is time.thread_time else 1.0
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        r = run_trial(Trial(one, trial.arch, trial.objective, trial.seed), n_grid=64)
+    finally:
+        torch.set_num_threads(before)
+    if r.status == FAILED:
+        raise RuntimeError(f"the dry run's one-iteration trial failed: {(r.error or '').splitlines()[0]}")
+    return {"evaluation_s": r.eval_time_s / load,
+            "startup_s": max(0.0, r.wall_time_s - r.train_time_s - r.eval_time_s) / load,
+            "real_side_once_s": once / load, "load_factor": load}
+
+
+def median_trial(trials: list[Trial]) -> Trial:
+    """The trial of the median architecture by G + D forward FLOPs (ties: the first listed)."""
+    by_arch: dict = {}
+    for t in trials:
+        by_arch.setdefault(t.arch, t)
+    ranked = sorted(by_arch.values(), key=lambda t: sum(forward_flops(t)))
+    return ranked[len(ranked) // 2]
+
+
+def price(exp: Experiment, trials: list[Trial], threads: int, flops: dict | None = None,
+          timed_seconds: float | None = None) -> dict:
+    """Seconds of each trial as it would run here, one at a time on `threads` threads:
+    {"per_trial": id -> {"training_s", "evaluation_s", "startup_s", "total_s"}, "per_method":
+    method -> its measured rate, "overheads": the one-iteration trial's figures}."""
+    evaluator = evaluator_name(exp)
+    extractor = extractor_flops(evaluator)
+    flops = flops or {}
+    for t in trials:
+        if (t.arch, t.objective) not in flops:
+            flops[(t.arch, t.objective)] = iteration_flops(t)
+    median = median_trial(trials)
+    per_method = {}
+    for method in dict.fromkeys(t.objective for t in trials):
+        probe = Trial(exp, median.arch, method, median.seed)
+        seconds = (seconds_per_iteration(probe, threads) if timed_seconds is None
+                   else seconds_per_iteration(probe, threads, timed_seconds))
+        f = flops.get((median.arch, method)) or iteration_flops(probe)
+        per_method[method] = {"seconds_per_iteration": seconds, "flop_per_iteration": f, "gflop_per_s": f / seconds / 1e9}
+    overheads = trial_overheads(median, threads)
+    toy_s = seconds_per_toy_evaluation(exp) if evaluator == "toy2d" else None
+    n_evals = evaluations_per_trial(exp)
+    g_median = forward_flops(median)[0]
+    per_trial = {}
+    g_of: dict = {}
+    for t in trials:
+        rate = per_method[t.objective]["gflop_per_s"] * 1e9
+        training = flops[(t.arch, t.objective)] * exp.budget.iterations / rate
+        if toy_s is not None:
+            one_eval = toy_s
+        else:
+            if t.arch not in g_of:
+                g_of[t.arch] = forward_flops(t)[0]
+            one_eval = overheads["evaluation_s"] * (g_of[t.arch] + extractor) / (g_median + extractor)
+        evaluating = n_evals * one_eval
+        per_trial[t.id] = {"objective": t.objective, "training_s": training, "evaluation_s": evaluating,
+                           "startup_s": overheads["startup_s"],
+                           "total_s": training + evaluating + overheads["startup_s"]}
+    return {"per_trial": per_trial, "per_method": per_method, "overheads": overheads, "median_trial": median.id,
+            "evaluations_per_trial": n_evals, "toy_evaluation_s": toy_s, "threads": threads,
+            "load_factor": overheads.get("load_factor", 1.0)}
 
 
 def dry_run(exp: Experiment, trials: list[Trial], resources, cluster: dict, thresholds: list[float],
@@ -95,20 +246,31 @@ def dry_run(exp: Experiment, trials: list[Trial], resources, cluster: dict, thre
     if trials:
         peak, peak_trial, _ = largest(exp, trials)
         summary.update(peak_memory_gib=round(peak.host_bytes / GiB, 2), peak_memory_trial=peak_trial.id)
-        median = sorted(trials, key=lambda t: per_iteration[t.id])[len(trials) // 2]
-        seconds = seconds_per_iteration(median, exp.train.threads or exp.resources.cpus_per_trial)
-        rate = per_iteration[median.id] / seconds
+        p = price(exp, trials, exp.train.threads or exp.resources.cpus_per_trial,
+                  {k: v[0] for k, v in cost.items()})
         slots = parallel_trials(exp, cluster, resources)
-        toy_s = seconds_per_toy_evaluation(exp) if evaluator == "toy2d" else 0.0
-        train_h = total / rate / slots / 3600
-        eval_h = (evaluating / rate + toy_s * n_evals * len(trials)) / slots / 3600
-        summary.update(rate_measured_on=median.id, measured_gflop_per_s=round(rate / 1e9, 1),
-                       parallel_trials=slots, estimated_training_hours=round(train_h, 2),
-                       estimated_evaluation_hours=round(eval_h, 2), estimated_hours=round(train_h + eval_h, 2),
-                       **({"measured_seconds_per_evaluation": round(toy_s, 3)} if toy_s else {}),
-                       note="training and evaluation (its FLOPs at the training rate"
-                            f"{'; toy2d metrics timed once: %.3g s per evaluation' % toy_s if toy_s else ''}); "
-                            f"start-up and Ray not priced; rate of the median trial, {TIMED_ITERATIONS} "
-                            "iterations, on this machine")
+        hours = {k: sum(x[k] for x in p["per_trial"].values()) / slots / 3600
+                 for k in ("training_s", "evaluation_s", "startup_s", "total_s")}
+        trained = sum(x["training_s"] for x in p["per_trial"].values())
+        toy_s = p["toy_evaluation_s"]
+        summary.update(
+            rate_measured_on=p["median_trial"], measured_gflop_per_s=round(total / trained / 1e9, 1),
+            per_method={m: {"gflop_per_s": round(x["gflop_per_s"], 1),
+                            "seconds_per_iteration": round(x["seconds_per_iteration"], 4)}
+                        for m, x in p["per_method"].items()},
+            seconds_per_evaluation=round(p["overheads"]["evaluation_s"] if toy_s is None else toy_s, 3),
+            startup_seconds_per_trial=round(p["overheads"]["startup_s"], 3),
+            load_average_1m=round(os.getloadavg()[0], 2), load_factor=round(p["load_factor"], 2),
+            parallel_trials=slots, estimated_training_hours=round(hours["training_s"], 2),
+            estimated_evaluation_hours=round(hours["evaluation_s"], 2),
+            estimated_startup_hours=round(hours["startup_s"], 2), estimated_hours=round(hours["total_s"], 2),
+            **({"measured_seconds_per_evaluation": round(toy_s, 3)} if toy_s is not None else {}),
+            note="training at each method's own rate (a few iterations at the median architecture after "
+                 f"{WARMUP_ITERATIONS} of warm-up), evaluation "
+                 + ("(toy2d metrics timed once on the mixture's own sample)" if toy_s is not None else
+                    "timed through the evaluator at eval.n_samples")
+                 + ", per-trial start-up; Ray and MLflow not priced; measured on this machine, one trial at a "
+                   "time: on a CPU a one-thread trial's own CPU time, the wall-clock parts divided by the load "
+                   "factor (how much slower the wall clock ran than a busy thread while timed)")
     print(json.dumps({"summary": summary}), file=out)
     return summary
