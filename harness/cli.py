@@ -81,6 +81,8 @@ def cmd_train(args):
     objective = args.objective or exp.objectives[0]
     get_objective(objective)  # an unknown name stops here, listing the valid ones
     trial = Trial(exp, resolve_arch(args.arch) if args.arch else exp.archs()[0], objective, args.seed)
+    from .memory import check_machine
+    check_machine(exp, [trial])   # the work bounds again (--iterations) and its memory against this machine
     print(f"trial {trial.id}: {trial.arch.describe()} / {trial.objective} / seed {trial.seed} on {exp.dataset}, "
           f"{exp.budget.iterations} generator iterations", file=sys.stderr)
     record = run_trial(trial, progress=True)
@@ -181,6 +183,9 @@ def cmd_ui(args):
 
 
 def cmd_bench(args):
+    if args.only == "dry-run-check":     # prices studies: the study layer's (study/sweep/dry_run_check.py)
+        from .study.sweep.dry_run_check import run_dry_run_check
+        return run_dry_run_check(out_dir=args.out)
     from .bench import run_bench
     return run_bench(quick=args.quick, out_dir=args.out, only=args.only)
 

@@ -30,6 +30,7 @@ from .evaluate.base import balanced_labels
 from .evaluate.critic import probability_critic
 from .nets import build_discriminator, build_generator
 from .penalties import penalty_autocast
+from .loss_meter import LossMeter
 from .progress import Progress
 from .record import COLLAPSED, DIVERGED, FAILED, OK, TrialRecord
 from .remedies.base import samples_per_input
@@ -160,32 +161,6 @@ def build_step(arch, objective, data_shape, z_dim, device, amp_dtype=None, chann
     opt_g, opt_d = objective.optimizers(G, D, d_has_norm=objective.d_is_normalized(arch.norm_d))
     autocast = (lambda: torch.autocast(device.type, dtype=amp_dtype)) if amp_dtype else contextlib.nullcontext
     return GANStep(G, D, objective, opt_g, opt_d, autocast)
-
-
-class LossMeter:
-    """(loss_d, loss_g) summed on the device and read back every `every` iterations.
-
-    A read is a host sync, which on a GPU costs about a step; so it happens at most every
-    `every` iterations, and at the log and evaluation points the loop asks for."""
-
-    def __init__(self, device: torch.device, every: int):
-        self.every = every
-        self.sums = torch.zeros(2, device=device)
-        self.count = 0
-
-    def add(self, loss_d: torch.Tensor, loss_g: torch.Tensor) -> None:
-        self.sums += torch.stack([loss_d, loss_g])
-        self.count += 1
-
-    def due(self, it: int) -> bool:
-        return it % self.every == 0
-
-    def read(self) -> dict:
-        """Mean losses since the last read (host sync); NaN/inf where a loss was not finite."""
-        means = (self.sums / max(self.count, 1)).tolist()
-        self.sums.zero_()
-        self.count = 0
-        return {"loss_d": means[0], "loss_g": means[1]}
 
 
 class Session:

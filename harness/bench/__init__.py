@@ -5,7 +5,7 @@ filters 64 depth 8 and base filters 128 depth 20; objectives gan and wgan-gp; ba
 32x32x1 data) it measures, in one run:
 
 - generator iterations/s of one harness trial alone: `train.Session.iteration` and
-  `train.LossMeter`, the loop body every trial runs, driven as `train`'s loop drives it
+  `loss_meter.LossMeter`, the loop body every trial runs, driven as `train`'s loop drives it
   (real batches by random index from a uint8 tensor resident on the device, losses read
   back every `check_every` steps), timed after warm-up (runners.py);
 - the same for a plain PyTorch reference loop: fp32, the same networks (built by

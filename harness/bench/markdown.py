@@ -25,7 +25,7 @@ def cpu_speed_only(r: dict) -> str:
                      + cpu_speed_markdown(r["cpu_speed"])) + "\n"
 
 
-def _header(r: dict, what: str) -> list[str]:
+def header(r: dict, what: str) -> list[str]:
     hw = r["hardware"]
     return [f"# Benchmark: {hw['device_name']}, {what}", "",
             f"- CPU: {hw['cpu_model']}, {hw['cpu_count']} cores; torch {hw['torch']}, Python {hw['python']}",
@@ -39,7 +39,7 @@ def profile_only(r: dict) -> str:
     from .levers import levers_markdown
     from .profile import profile_markdown
     m = r["matmul_gflops"]
-    lines = _header(r, "where a CPU iteration's time goes") + [
+    lines = header(r, "where a CPU iteration's time goes") + [
         f"- this core's matmul: fp32 {m['fp32']:.1f} GFLOP/s, bf16 {m['bf16']:.2g} GFLOP/s "
         f"(native bf16: {r['profile']['native_bf16']})"]
     return "\n".join(lines + [f"> {n}" for n in r["notes"]] + profile_markdown(r["profile"])
@@ -81,11 +81,7 @@ def to_markdown(r: dict) -> str:
         return profile_only(r)
     if "penalty_precision" in r:
         from .penalty_precision import penalty_precision_markdown
-        return "\n".join(_header(r, "the penalty's precision") + penalty_precision_markdown(r["penalty_precision"])) + "\n"
-    if "dry_run_check" in r:
-        from .dry_run_check import dry_run_check_markdown
-        return "\n".join(_header(r, "the dry run's price against measured studies")
-                         + dry_run_check_markdown(r["dry_run_check"])) + "\n"
+        return "\n".join(header(r, "the penalty's precision") + penalty_precision_markdown(r["penalty_precision"])) + "\n"
     if "w1_solver" in r:
         from .w1_solver import w1_solver_markdown
         return w1_solver_markdown(r)

@@ -289,48 +289,61 @@ def profile_markdown(r: dict) -> list[str]:
         lines += ["", "This CPU has no bf16 units (torch's query: no AVX512-BF16, no AMX): `precision: auto` "
                       "runs fp32 here and only the fp32 path is profiled; bf16 would be emulated."]
     for obj, o in r["objectives"].items():
-        names = list(o["paths"])
-        lines += ["", f"### {obj}", "",
-                  "| category | " + " | ".join(f"{n}: ms/it | share" for n in names) + " |",
-                  "|---|" + "---|---|" * len(names)]
-        cats = list(dict.fromkeys(k for n in names for k in o["paths"][n]["categories"]))
-        for c in cats:
-            cells = []
-            for n in names:
-                v = o["paths"][n]["categories"].get(c)
-                cells += [f"{v['ms_per_it']:.1f}", _pct(v["share"])] if v else ["-", "-"]
-            lines.append(f"| {c} | " + " | ".join(cells) + " |")
-        lines.append("| **profiled wall** | " + " | ".join(
-            f"**{o['paths'][n]['ms_per_it_profiled']:.1f}** | unprofiled {o['paths'][n]['its_per_s_unprofiled']:.2f} it/s"
-            for n in names) + " |")
+        lines += _objective_markdown(obj, o, r)
+    return lines + _ceiling_markdown(r)
+
+
+def _objective_markdown(obj: str, o: dict, r: dict) -> list[str]:
+    """One objective's tables: categories per path, the penalty's regions, the top ops."""
+    lines: list[str] = []
+    names = list(o["paths"])
+    lines += ["", f"### {obj}", "",
+              "| category | " + " | ".join(f"{n}: ms/it | share" for n in names) + " |",
+              "|---|" + "---|---|" * len(names)]
+    cats = list(dict.fromkeys(k for n in names for k in o["paths"][n]["categories"]))
+    for c in cats:
+        cells = []
         for n in names:
-            p = o["paths"][n]
-            if p.get("fast_ops_gflop_per_s"):
-                peak = r.get("fp32_matmul_gflops")
-                lines.append("")
-                lines.append(f"{n}: {p['gflop_per_it']:.2f} GFLOP per iteration (flop_counter: convolutions and "
-                             f"matmuls), which those ops run at {p['fast_ops_gflop_per_s']:.0f} GFLOP/s (their share "
-                             "of the unprofiled iteration's CPU time)"
-                             + (f", {100 * p['fast_ops_gflop_per_s'] / peak:.0f} % of this core's fp32 "
-                                f"{MATMUL_N}^2 matmul ({peak:.0f} GFLOP/s)" if peak and n == "harness fp32" else "")
-                             + ".")
-        fp32 = o["paths"]["harness fp32"]
-        pen = {reg: fp32["by_region"][reg] for reg in PENALTY_REGIONS if reg in fp32["by_region"]}
-        if pen:
-            lines += ["", "The penalty's regions (fp32 path) by op category, ms per iteration:", "",
-                      "| region | total | " + " | ".join(["convolution", "layer norm (group_norm)", "activations",
-                                                          "elementwise and reductions", "autograd engine",
-                                                          "rest"]) + " |", "|---|---|---|---|---|---|---|---|"]
-            for reg, d in pen.items():
-                main = [d.get(k, 0.0) for k in ("convolution", "layer norm (group_norm)", "activations",
-                                                "elementwise and reductions", "autograd engine")]
-                lines.append(f"| {reg} | {sum(d.values()):.1f} | " + " | ".join(f"{x:.1f}" for x in main)
-                             + f" | {sum(d.values()) - sum(main):.1f} |")
-        lines += ["", f"Top ops by self time ({names[0]}):", "", "| op | category | ms/it | share | calls/it |",
-                  "|---|---|---|---|---|"]
-        for t in o["paths"][names[0]]["top_ops"]:
-            lines.append(f"| `{t['op']}` | {t['category']} | {t['ms_per_it']:.2f} | {_pct(t['share'])} | "
-                         f"{t['calls_per_it']:.0f} |")
+            v = o["paths"][n]["categories"].get(c)
+            cells += [f"{v['ms_per_it']:.1f}", _pct(v["share"])] if v else ["-", "-"]
+        lines.append(f"| {c} | " + " | ".join(cells) + " |")
+    lines.append("| **profiled wall** | " + " | ".join(
+        f"**{o['paths'][n]['ms_per_it_profiled']:.1f}** | unprofiled {o['paths'][n]['its_per_s_unprofiled']:.2f} it/s"
+        for n in names) + " |")
+    for n in names:
+        p = o["paths"][n]
+        if p.get("fast_ops_gflop_per_s"):
+            peak = r.get("fp32_matmul_gflops")
+            lines.append("")
+            lines.append(f"{n}: {p['gflop_per_it']:.2f} GFLOP per iteration (flop_counter: convolutions and "
+                         f"matmuls), which those ops run at {p['fast_ops_gflop_per_s']:.0f} GFLOP/s (their share "
+                         "of the unprofiled iteration's CPU time)"
+                         + (f", {100 * p['fast_ops_gflop_per_s'] / peak:.0f} % of this core's fp32 "
+                            f"{MATMUL_N}^2 matmul ({peak:.0f} GFLOP/s)" if peak and n == "harness fp32" else "")
+                         + ".")
+    fp32 = o["paths"]["harness fp32"]
+    pen = {reg: fp32["by_region"][reg] for reg in PENALTY_REGIONS if reg in fp32["by_region"]}
+    if pen:
+        lines += ["", "The penalty's regions (fp32 path) by op category, ms per iteration:", "",
+                  "| region | total | " + " | ".join(["convolution", "layer norm (group_norm)", "activations",
+                                                      "elementwise and reductions", "autograd engine",
+                                                      "rest"]) + " |", "|---|---|---|---|---|---|---|---|"]
+        for reg, d in pen.items():
+            main = [d.get(k, 0.0) for k in ("convolution", "layer norm (group_norm)", "activations",
+                                            "elementwise and reductions", "autograd engine")]
+            lines.append(f"| {reg} | {sum(d.values()):.1f} | " + " | ".join(f"{x:.1f}" for x in main)
+                         + f" | {sum(d.values()) - sum(main):.1f} |")
+    lines += ["", f"Top ops by self time ({names[0]}):", "", "| op | category | ms/it | share | calls/it |",
+              "|---|---|---|---|---|"]
+    for t in o["paths"][names[0]]["top_ops"]:
+        lines.append(f"| `{t['op']}` | {t['category']} | {t['ms_per_it']:.2f} | {_pct(t['share'])} | "
+                     f"{t['calls_per_it']:.0f} |")
+    return lines
+
+
+def _ceiling_markdown(r: dict) -> list[str]:
+    """The bf16 path's Amdahl ceilings and the fp32 path's own headroom."""
+    lines: list[str] = []
     lines += ["", "### The ceiling of the bf16 path (Amdahl's law over the fp32 profile)", "",
               "Only convolutions and matrix products have bf16 kernels that run faster than fp32; everything "
               "else (norms, activations, elementwise, the optimizer, Python) keeps its fp32 time or gets "

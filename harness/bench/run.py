@@ -124,41 +124,47 @@ def measure_outside_training(plan: Plan, dev: torch.device, report: dict, log) -
                                    "not timed here (run_trial's figure above excludes them)"}
 
 
+def _cpu_speed(dev, log) -> dict:
+    if dev.type != "cpu":
+        raise UsageError("bench --only cpu-speed measures a CPU; this run's device is " + str(dev))
+    return {"cpu_speed": measure_cpu_speed(resident_images(dev), log)}
+
+
+def _penalty_precision(dev, log) -> dict:
+    from .penalty_precision import measure_penalty_precision
+    return {"penalty_precision": measure_penalty_precision(log)}
+
+
+def _w1_solver(dev, log) -> dict:
+    from .w1_solver import measure_w1_solver
+    return {"w1_solver": measure_w1_solver(log)}
+
+
+# `bench --only NAME`: one measurement, its file named after the CPU (all but cpu-speed run on
+# the CPU whatever the device). `dry-run-check` prices studies, so it lives in the study layer
+# (harness/study/sweep/dry_run_check.py) and the CLI sends it there.
+ONLY = {"cpu-speed": _cpu_speed,                                    # the real-size CPU section
+        "w1-solver": _w1_solver,                                    # the 2D evaluator's exact-W1 solvers
+        "profile": lambda dev, log: measure_profile_and_levers(log),  # where a CPU iteration's time goes
+        "penalty-precision": _penalty_precision}                    # the penalty under bf16 against fp32
+
+
 def run_bench(quick: bool = False, out_dir: str = "results/bench", device: str | None = None,
               log=None, only: str | None = None, **plan_overrides) -> int:
     """Measure everything, write <out_dir>/<device>[-quick].md and .json; 0 on success.
-    only="cpu-speed": just the real-size CPU section, into <device>-cpu-speed.md / .json;
-    only="w1-solver": the 2D evaluator's exact-W1 solvers (w1_solver.py), into <cpu>-w1-solver.md / .json;
-    only="profile": where a CPU iteration's time goes and the levers it names (profile.py, levers.py);
-    only="penalty-precision": the penalty under bf16 autocast against fp32 (penalty_precision.py);
-    only="dry-run-check": the dry run's price of each committed study against its measured trial
-    wall times (dry_run_check.py)."""
+    only: one measurement of ONLY, into <cpu>-<only>.md / .json."""
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    t_start = time.perf_counter()
+    if only is not None:
+        if only not in ONLY:
+            raise UsageError(f"bench --only {only!r}: one of {', '.join(ONLY)}")
+        cpu = torch.device("cpu")
+        report = {"hardware": hardware(dev if only == "cpu-speed" else cpu), "notes": [], **ONLY[only](dev, log)}
+        return write_report(report, Path(out_dir), device_slug(dev if only == "cpu-speed" else cpu) + "-" + only,
+                            t_start, log)
     plan = make_plan(quick, dev, **plan_overrides)
     hw = hardware(dev)
-    t_start = time.perf_counter()
-    if only == "cpu-speed":
-        if dev.type != "cpu":
-            raise UsageError("bench --only cpu-speed measures a CPU; this run's device is " + str(dev))
-        report = {"hardware": hw, "notes": [], "cpu_speed": measure_cpu_speed(resident_images(dev), log)}
-        return _write(report, Path(out_dir), device_slug(dev) + "-cpu-speed", t_start, log)
-    if only == "profile":     # CPU work whatever the device: named after the CPU
-        report = {"hardware": hardware(torch.device("cpu")), "notes": [], **measure_profile_and_levers(log)}
-        return _write(report, Path(out_dir), device_slug(torch.device("cpu")) + "-profile", t_start, log)
-    if only == "penalty-precision":
-        from .penalty_precision import measure_penalty_precision
-        report = {"hardware": hardware(torch.device("cpu")), "notes": [],
-                  "penalty_precision": measure_penalty_precision(log)}
-        return _write(report, Path(out_dir), device_slug(torch.device("cpu")) + "-penalty-precision", t_start, log)
-    if only == "dry-run-check":
-        from .dry_run_check import measure_dry_run_check
-        report = {"hardware": hardware(torch.device("cpu")), "notes": [], "dry_run_check": measure_dry_run_check(log)}
-        return _write(report, Path(out_dir), device_slug(torch.device("cpu")) + "-dry-run-check", t_start, log)
-    if only == "w1-solver":   # CPU work whatever the device: named after the CPU
-        from .w1_solver import measure_w1_solver
-        report = {"hardware": hardware(torch.device("cpu")), "notes": [], "w1_solver": measure_w1_solver(log)}
-        return _write(report, Path(out_dir), device_slug(torch.device("cpu")) + "-w1-solver", t_start, log)
     log(f"bench on {hw['device_name']} ({'quick' if quick else 'full'}; "
         f"{'reference sizes' if plan.filter_div == 1 else f'REDUCED CPU version: filters / {plan.filter_div}'}, "
         f"batch {plan.batch}, {list(plan.procs)} concurrent processes)")
@@ -185,7 +191,7 @@ def run_bench(quick: bool = False, out_dir: str = "results/bench", device: str |
             report["cpu_speed"] = measure_cpu_speed(images, log)
     finally:
         torch.set_num_threads(threads_before)
-    return _write(report, Path(out_dir), device_slug(dev) + ("-quick" if quick else ""), t_start, log)
+    return write_report(report, Path(out_dir), device_slug(dev) + ("-quick" if quick else ""), t_start, log)
 
 
 def measure_profile_and_levers(log) -> dict:
@@ -205,11 +211,11 @@ def measure_profile_and_levers(log) -> dict:
     return {"matmul_gflops": peak, "profile": profile, "levers": measure_levers(images, log)}
 
 
-def _write(report: dict, out: Path, stem: str, t_start: float, log) -> int:
+def write_report(report: dict, out: Path, stem: str, t_start: float, log, render=to_markdown) -> int:
     report["bench_seconds"] = time.perf_counter() - t_start
     report["load_average_end_1m"] = os.getloadavg()[0]   # the load can change during a long run
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{stem}.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
-    (out / f"{stem}.md").write_text(to_markdown(report))
+    (out / f"{stem}.md").write_text(render(report))
     log(f"bench written to {out / stem}.md and .json in {report['bench_seconds']:.0f} s")
     return 0

@@ -1,5 +1,8 @@
 """Does the dry run's price hold? `harness bench --only dry-run-check`.
 
+It lives in the study layer (it prices through study/sweep/dry_run.py); the bench's CLI hands
+this one measurement here, and it writes through the bench's own report writer.
+
 For every committed study (experiments/*.yaml whose results/<name>/trials.csv exists) it
 prices all the study's trials as `sweep --dry-run` does (study/sweep/dry_run.price: each
 method's own measured rate at the median architecture, evaluations through the evaluator,
@@ -23,8 +26,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..config import load_experiment
-from ..trial import trials_of
+from ...config import load_experiment
+from ...trial import trials_of
 
 TARGET = 0.30     # issue 27: the price within 30 % of the measured sum on each study
 
@@ -86,7 +89,7 @@ def measure_dry_run_check(log, root: Path = Path("."), only: list[str] | None = 
                           timed_seconds: float = 2.0) -> dict:
     """Price each committed study here and compare (module docstring); the machine's 1-minute
     load before and after each study goes with its figures."""
-    from ..study.sweep.dry_run import price
+    from .dry_run import price
     out = {"target": TARGET, "timed_seconds": timed_seconds, "studies": {}}
     for name, path, csv in committed_studies(root):
         if only and name not in only:
@@ -123,7 +126,7 @@ def dry_run_check_markdown(r: dict) -> list[str]:
              "through the evaluator, per-trial start-up), here and now, one trial at a time. Measured: "
              "results/<study>/trials.csv, each trial's wall time (a resumed trial's training and evaluation "
              "clocks where larger), two trials at a time on 2 cores when the study ran "
-             "(harness/bench/dry_run_check.py).", "",
+             "(harness/study/sweep/dry_run_check.py).", "",
              "Also: training only (the price's training part against the trials' training clocks) and "
              "as run (each trial priced for the iterations it ran: a diverged trial stops early, which no "
              "price foresees). The load factor is how much slower the wall clock ran than a busy thread while "
@@ -142,3 +145,21 @@ def dry_run_check_markdown(r: dict) -> list[str]:
         for m, x in s["per_method"].items():
             lines.append(f"| {name} | {m} | {x['trials']} | {x['ratio']:.2f} | {s['per_method_rate'][m]:.1f} |")
     return lines
+
+
+def run_dry_run_check(out_dir: str = "results/bench", log=None) -> int:
+    """`bench --only dry-run-check`: price every committed study, write
+    <out_dir>/<cpu>-dry-run-check.md and .json; 0 on success."""
+    import sys
+    import time
+
+    import torch
+
+    from ...bench.markdown import header
+    from ...bench.run import device_slug, hardware, write_report
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    t_start, cpu = time.perf_counter(), torch.device("cpu")
+    report = {"hardware": hardware(cpu), "notes": [], "dry_run_check": measure_dry_run_check(log)}
+    render = lambda r: "\n".join(header(r, "the dry run's price against measured studies")   # noqa: E731
+                                  + dry_run_check_markdown(r["dry_run_check"])) + "\n"
+    return write_report(report, Path(out_dir), device_slug(cpu) + "-dry-run-check", t_start, log, render=render)

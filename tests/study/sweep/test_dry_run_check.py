@@ -1,4 +1,4 @@
-"""`bench --only dry-run-check` (harness/bench/dry_run_check.py): which studies it finds, what
+"""`bench --only dry-run-check` (harness/study/sweep/dry_run_check.py): which studies it finds, what
 it counts as a trial's measured time, and the comparison; the pricing itself is
 harness/study/sweep/dry_run.price (tests/test_cost.py)."""
 from __future__ import annotations
@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from harness.bench import dry_run_check as check
+from harness.study.sweep import dry_run_check as check
 
 
 def _study(root, name, rows):
@@ -76,7 +76,7 @@ def test_the_check_prices_each_study_and_writes_its_table(tmp_path, monkeypatch)
 @pytest.mark.slow   # prices a real committed study: a few seconds per method
 def test_the_check_runs_on_a_committed_study():
     from pathlib import Path
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     r = check.measure_dry_run_check(lambda m: None, root=root, only=["conditional-ring8"], timed_seconds=0.5)
     s = r["studies"]["conditional-ring8"]
     assert s["trials"] == s["trials_priced"] == 9 and s["priced_s"] > 0 and s["measured_s"] > 0
