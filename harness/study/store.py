@@ -21,7 +21,6 @@ never changes the store.
 """
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import numbers
@@ -34,9 +33,12 @@ from pathlib import Path
 from .. import provenance
 from ..record import ANSWERS, FAILED, SUMMARY, TrialRecord
 
+from .store_retry import Retrying, is_permanent, retrying  # noqa: F401 - the store's calls, retried
+
 RUNNING, KILLED = "running", "killed"   # child-run states besides the trial outcomes
 BATCH = 1000                            # MLflow's limit of metrics per log_batch
 PARAM_BATCH = 100                       # ... and of params and tags
+LOST_TAG = "lost_attempt_s"               # on a retried trial's run: seconds of its failed attempts
 
 
 def tracking_uri() -> str:
@@ -80,58 +82,6 @@ def get_client():
     from filelock import FileLock
     with FileLock(f"{path}.lock"):
         return MlflowClient(tracking_uri=uri)      # creates (and migrates) the store, once
-
-
-# ---- retries ---------------------------------------------------------------------------
-
-RETRY_DELAYS_S = (1.0, 3.0, 9.0)   # waits between the tries of one store call (4 tries, ~13 s)
-# MLflow errors that another try cannot fix (a missing run, a bad value): raised at once
-PERMANENT_ERRORS = {"RESOURCE_DOES_NOT_EXIST", "RESOURCE_ALREADY_EXISTS", "INVALID_PARAMETER_VALUE",
-                    "INVALID_STATE", "PERMISSION_DENIED", "UNAUTHENTICATED", "BAD_REQUEST"}
-
-
-def is_permanent(err: BaseException) -> bool:
-    from mlflow.exceptions import MlflowException
-    return isinstance(err, MlflowException) and err.error_code in PERMANENT_ERRORS
-
-
-class Retrying:
-    """An MlflowClient whose calls are tried again, after RETRY_DELAYS_S, when they fail for a
-    reason that may pass (sqlite's "database is locked", a server restarting, a dropped
-    connection). Why: a sweep writes to the store for hours from Tune's callbacks, where an
-    exception fails a trial or stops the sweep; a passing hiccup should cost a wait, not a
-    trial's result. Each call is retried alone with the same arguments, so a retried metric
-    batch carries the same timestamps and MLflow keeps one copy."""
-
-    def __init__(self, client):
-        self._client = client
-
-    def __getattr__(self, name):
-        if name.startswith("__") or name == "_client":    # pickling, copying: not the client's
-            raise AttributeError(name)
-        attr = getattr(self._client, name)
-        if name.startswith("_") or not callable(attr):
-            return attr
-
-        @functools.wraps(attr)
-        def call(*args, **kwargs):
-            delays = list(RETRY_DELAYS_S)
-            while True:
-                try:
-                    return attr(*args, **kwargs)
-                except Exception as err:  # noqa: BLE001 - which errors pass is not knowable in advance
-                    if not delays or is_permanent(err):
-                        raise
-                    delay = delays.pop(0)
-                    print(f"MLflow {name} failed ({type(err).__name__}: {str(err)[:300]}); "
-                          f"trying again in {delay:g} s", file=sys.stderr)
-                    time.sleep(delay)
-        return call
-
-
-def retrying(client) -> Retrying:
-    """`client` with its calls retried (once wrapped, not twice)."""
-    return client if isinstance(client, Retrying) else Retrying(client)
 
 
 def find_experiment(client, name: str):
@@ -342,10 +292,13 @@ class ChildRuns:
         self.open: dict[str, str] = {}        # trial id -> run id of the running attempt
         self.attempts: dict[str, int] = {}
         self.errors: dict[str, str] = {}      # trial id -> last error (shown on the next attempt)
+        self.started_ms: dict[str, int] = {}  # trial id -> when its running attempt's run began
+        self.lost_s: dict[str, float] = {}    # trial id -> seconds of its failed attempts (their runs deleted)
 
     def start(self, trial_id: str, params: dict) -> str:
         old = self.open.pop(trial_id, None)
-        if old:   # a retry: the failed attempt's run goes to the trash, this one replaces it
+        if old:   # a retry: the failed attempt's run goes to the trash, this one replaces it, carrying its time
+            self.lost_s[trial_id] = self.lost_s.get(trial_id, 0.0) + (_now_ms() - self.started_ms.pop(trial_id)) / 1000
             end_run(self.client, old, "FAILED")
             self.client.delete_run(old)
         attempt = self.attempts.get(trial_id, 0) + 1
@@ -356,9 +309,12 @@ class ChildRuns:
                 "attempt": attempt}
         if trial_id in self.errors:
             tags["previous_error"] = self.errors[trial_id]
+        if self.lost_s.get(trial_id):
+            tags[LOST_TAG] = f"{self.lost_s[trial_id]:.1f}"
         run = self.client.create_run(self.exp_id, run_name=trial_label(params["objective"], params["seed"],
                                                                        params["arch_id"], RUNNING),
                                      tags={k: str(v) for k, v in tags.items()})
+        self.started_ms[trial_id] = run.info.start_time or _now_ms()
         self.open[trial_id] = run.info.run_id      # before its params: a failure there leaves it open, not lost
         log_params(self.client, run.info.run_id, params)
         return run.info.run_id
@@ -445,7 +401,9 @@ def record_from_run(run) -> TrialRecord:
         tracking={"run_id": run.info.run_id, "parent_run_id": t.get("mlflow.parentRunId"),
                   "run_status": run.info.status, "start_time": run.info.start_time,
                   "end_time": run.info.end_time,
-                  "shard": t.get("shard"), "attempt": t.get("attempt")})
+                  "shard": t.get("shard"), "attempt": t.get("attempt"),
+                  # only where an attempt was lost, so stores without one keep their columns
+                  **({LOST_TAG: float(t[LOST_TAG])} if t.get(LOST_TAG) else {})})
 
 
 def read_records(client, exp_id: str, parent_id: str | None = None) -> list[TrialRecord]:

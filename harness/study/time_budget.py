@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .store import SWEEP_CLOCK_S
+from .store import LOST_TAG, SWEEP_CLOCK_S
 
 PARTS = ("training", "evaluation", "trial set-up and final samples", "Ray, Tune and MLflow around the trial")
+LOST_PART = "attempts lost to failures (retried from a checkpoint)"
 
 
 def busy_seconds(spans) -> float:
@@ -44,13 +45,19 @@ def time_budget(df: pd.DataFrame, sweep_seconds: list[float]) -> tuple[pd.DataFr
     seconds = [d["train_time_s"].sum(), d["eval_time_s"].sum(),
                (d["wall_time_s"] - d["train_time_s"] - d["eval_time_s"]).clip(lower=0).sum(),
                (child_s - d["wall_time_s"]).clip(lower=0).sum()]
+    parts = list(PARTS)
+    lost = pd.to_numeric(d[LOST_TAG], errors="coerce").fillna(0).sum() if LOST_TAG in d else 0.0
+    if lost > 0:   # attempts that failed (a dead node, an error Tune retried): their runs were replaced
+        parts.append(LOST_PART)
+        seconds.append(lost)
     total = sum(seconds)
-    table = pd.DataFrame({"part": PARTS, "seconds": [round(s, 1) for s in seconds],
+    table = pd.DataFrame({"part": parts, "seconds": [round(s, 1) for s in seconds],
                           "share": [f"{100 * s / total:.1f} %" for s in seconds]})
     sentence = (f"{len(d)} trials, {total:.0f} s of trial time in all ({total / len(d):.1f} s per trial); "
                 f"outside training: {100 * (total - seconds[0]) / total:.1f} %.")
     wall = sum(s for s in sweep_seconds if s > 0)
-    busy = busy_seconds(zip(d["start_time"], d["end_time"]))
+    lost_ms = 1000 * pd.to_numeric(d[LOST_TAG], errors="coerce").fillna(0) if LOST_TAG in d else 0
+    busy = busy_seconds(zip(d["start_time"] - lost_ms, d["end_time"]))   # a lost attempt ran before its retry
     if wall > 0 and busy > wall + SWEEP_CLOCK_S * len(sweep_seconds):
         # trials only run inside sweep runs, whose logged times are short by at most one clock
         # interval each (a killed run): beyond that, a run's time is missing (one killed

@@ -66,3 +66,16 @@ def test_per_method_times_leave_resumed_trials_out_of_the_wall_columns():
 def test_per_method_times_need_finished_trials():
     assert per_method_times(pd.DataFrame()) is None
     assert per_method_times(pd.DataFrame({"objective": ["gan"], "wall_time_s": [0.0], "its_per_s": [0.0]})) is None
+
+
+def test_an_attempt_lost_to_a_dead_node_is_its_own_part_and_counts_as_busy_time():
+    """The second trial's first attempt ran 5 s on a node that died; its run was replaced by the
+    retry's, which carries those 5 s (store.LOST_TAG)."""
+    from harness.study.store import LOST_TAG
+    from harness.study.time_budget import LOST_PART
+    df = pd.DataFrame({"wall_time_s": [10.0, 20.0], "train_time_s": [6.0, 15.0], "eval_time_s": [2.0, 3.0],
+                       "start_time": [1_000, 8_000], "end_time": [13_000, 30_000], LOST_TAG: [None, 5.0]})
+    table, sentence = time_budget(df, [30.0])
+    parts = table.set_index("part")["seconds"]
+    assert parts[LOST_PART] == 5 and parts.sum() == 12 + 22 + 5
+    assert "for 1 s (3.3 %) no trial was running" in sentence    # 30 - (30 - 1): the lost attempt from 3 s on

@@ -69,13 +69,60 @@ class TrialStates(dict):
     `prior`: method -> wall times of the sweep's trials recorded before this run (earlier runs
     of a resumed sweep, other shards), so a resumed shard has an estimate from its start."""
 
-    def __init__(self, kinds: dict[str, str] | None = None, prior: dict[str, list[float]] | None = None):
+    def __init__(self, kinds: dict[str, str] | None = None, prior: dict[str, list[float]] | None = None,
+                 iterations: int | None = None):
         super().__init__()
         self.kinds = dict(kinds or {})            # trial id -> its method, for every trial of the run
         self.prior = {k: list(v) for k, v in (prior or {}).items() if v}
+        self.iterations = iterations              # each trial's generator iterations (the budget)
         self.started: dict[str, float] = {}       # trial id -> time.monotonic() of its (latest) start
         self.took: dict[str, float] = {}          # trial id -> seconds, trials that returned a record
+        self.at: dict[str, int] = {}              # trial id -> the latest iteration it reported
+        self.attempt_from: dict[str, int] = {}    # trial id -> the iteration its current attempt began at
+        self.lost: list[float] = []               # seconds of each attempt lost to a failure (a dead node, an error)
         self.slots = 1                            # the most trials seen running at once
+
+    def begin_attempt(self, tid: str, now: float) -> None:
+        self[tid] = RUNNING
+        self.started[tid] = now
+        self.attempt_from[tid] = self.at.get(tid, 0)
+        self.slots = max(self.slots, self.count(RUNNING, RETRYING))
+
+    def lose_attempt(self, tid: str, now: float) -> None:
+        """A running attempt failed (Tune retries it from its checkpoint): its time is lost."""
+        if tid in self.started:
+            self.lost.append(max(now - self.started.pop(tid), 0.0))
+
+    def reached(self, tid: str, iteration: int, resumed: bool = False) -> None:
+        """The trial reported `iteration`; `resumed`: its attempt continues from a checkpoint there."""
+        if resumed:
+            self.attempt_from[tid] = iteration
+            self.at[tid] = iteration
+        else:
+            self.at[tid] = max(self.at.get(tid, 0), iteration)
+
+    def running_left(self, tid: str, cost: float | None, now: float) -> float | None:
+        """Seconds left of a running trial: its method's cost times the share of iterations
+        left where the trial reported where it is (after a resume from a checkpoint, the time
+        already spent says nothing of what is left); else its own pace in this attempt; else
+        the cost less the time it has run."""
+        elapsed = now - self.started.get(tid, now)
+        at, total = self.at.get(tid), self.iterations
+        if total and at is not None:
+            if cost is not None:
+                return cost * max(total - at, 0) / total
+            done = at - self.attempt_from.get(tid, 0)
+            if done > 0:
+                return elapsed / done * max(total - at, 0)
+        return max(cost - elapsed, 0.0) if cost is not None else None
+
+    def own_pace(self, now: float) -> float | None:
+        """A whole trial's seconds at the pace of the running attempts so far (before any trial
+        has finished), or None."""
+        paces = [(now - self.started[t]) / (self.at[t] - self.attempt_from.get(t, 0)) * self.iterations
+                 for t in self.started if self.get(t) == RUNNING and self.iterations
+                 and self.at.get(t, 0) > self.attempt_from.get(t, 0)]
+        return sum(paces) / len(paces) if paces else None
 
     def count(self, *states) -> int:
         return sum(s in states for s in self.values())
@@ -83,27 +130,28 @@ class TrialStates(dict):
     def seconds_left(self, now: float) -> float | None:
         """Work left over the slots the run has used (fewer when fewer trials remain): each
         trial not yet done costs the mean wall time of its method's trials recorded in this run,
-        else in `prior`, else of every trial's, less what a running one has already spent. A GAN
-        trial and a WGAN-GP trial can differ tenfold, so the sweep-wide mean would mislead while
-        the cheap trials finish first; this run's own times win over the prior, which another
-        machine may have measured. None before any trial has been recorded, here or before."""
-        if not self.took and not self.prior:
-            return None
+        else in `prior`, else of every trial's, else (before any record) the running attempts'
+        own pace; a running trial only the share it has left (`running_left`). A GAN trial and
+        a WGAN-GP trial can differ tenfold, so the sweep-wide mean would mislead while the cheap
+        trials finish first; this run's own times win over the prior, which another machine may
+        have measured. None while nothing is known."""
         by_kind: dict[str, list[float]] = {}
         for tid, seconds in self.took.items():
             by_kind.setdefault(self.kinds.get(tid, ""), []).append(seconds)
         pool = list(self.took.values()) or [t for times in self.prior.values() for t in times]
-        overall = sum(pool) / len(pool)
+        overall = sum(pool) / len(pool) if pool else self.own_pace(now)
         work, waiting = 0.0, 0
         for tid in self.kinds or self:
             state = self.get(tid)
             if state in OUTCOMES:
                 continue
             waiting += 1
-            kind = self.kinds.get(tid, "")
-            runs = by_kind.get(kind) or self.prior.get(kind)
+            runs = by_kind.get(self.kinds.get(tid, "")) or self.prior.get(self.kinds.get(tid, ""))
             cost = sum(runs) / len(runs) if runs else overall
-            work += max(cost - (now - self.started.get(tid, now)), 0.0) if state in (RUNNING, RETRYING) else cost
+            left = self.running_left(tid, cost, now) if state in (RUNNING, RETRYING) else cost
+            if left is None:
+                return None
+            work += left
         return work / max(min(self.slots, waiting), 1)
 
 
@@ -140,9 +188,7 @@ class Recorder(tune.Callback):
     @guarded("its start")
     def on_trial_start(self, iteration, trials, trial, **info):
         tid = trial_id_of(trial)
-        self.states[tid] = RUNNING
-        self.states.started[tid] = time.monotonic()
-        self.states.slots = max(self.states.slots, self.states.count(RUNNING, RETRYING))
+        self.states.begin_attempt(tid, time.monotonic())
         self.runs.start(tid, self.trials[tid].params())
 
     @guarded("its metric points")
@@ -152,8 +198,10 @@ class Recorder(tune.Callback):
         if "record" in h:
             self.finals[tid] = (TrialRecord.from_dict(h["record"]), h.get("samples_png"))
         if h.get("points"):
+            self.states.reached(tid, max(int(step) for step, _ in h["points"]))
             self.runs.log(tid, h["points"])
         if "resumed_from" in h:
+            self.states.reached(tid, int(h["resumed_from"]), resumed=True)
             self.runs.tag(tid, {"resumed_from": h["resumed_from"]})
         if h.get("params") and tid in self.runs.open:   # the worker's applied.device / precision
             log_params(self.runs.client, self.runs.open[tid], h["params"])
@@ -228,6 +276,7 @@ class Recorder(tune.Callback):
     def on_trial_recover(self, iteration, trials, trial, **info):
         tid = trial_id_of(trial)
         self.states[tid] = RETRYING
+        self.states.lose_attempt(tid, time.monotonic())
         if not self.stopping():
             self.runs.error(tid, error_text(trial), final=False)
 
@@ -281,8 +330,11 @@ class ProgressLine(tune.Callback):
         elapsed, left = now - self.start, self.states.seconds_left(now)
         eta = f"~{fmt_duration(left)} left" if left is not None else "time left unknown"
         outcomes = ", ".join(f"{k} {s.count(k)}" for k in OUTCOMES if k != FAILED and s.count(k))
+        lost = (f", {len(s.lost)} attempt{'s' * (len(s.lost) > 1)} lost ({fmt_duration(sum(s.lost))}, retried from "
+                "checkpoints)" if s.lost else "")
         return (f"[{self.label}] {done}/{self.total} done ({outcomes or 'none yet'}), {failed} failed, "
-                f"{running} running, {self.total - done - running} pending | {fmt_duration(elapsed)} elapsed, {eta}")
+                f"{running} running, {self.total - done - running} pending{lost} | {fmt_duration(elapsed)} elapsed, "
+                f"{eta}")
 
     def on_step_end(self, iteration, trials, **info):
         now, text = time.monotonic(), self.line()

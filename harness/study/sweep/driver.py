@@ -490,7 +490,7 @@ def fit(exp: Experiment, exp_dict: dict, todo: list[Trial], resources, runs, lab
     own SIGINT handler is off: `stop` takes SIGINT and SIGTERM and stops Tune's loop alike."""
     from ray import tune
     stop = stop or StopSignals()
-    states = TrialStates({t.id: t.objective for t in todo}, past_wall_times(runs))
+    states = TrialStates({t.id: t.objective for t in todo}, past_wall_times(runs), exp.budget.iterations)
     callbacks = [Recorder({t.id: t for t in todo}, runs, states, exp.train.keep_checkpoints,
                           stopping=lambda: stop.received is not None),
                  ProgressLine(states, label, len(todo)), clock]

@@ -11,7 +11,7 @@ from sweep_fakes import made_store, store_template  # noqa: F401 - fixtures
 
 from harness.config import from_dict
 from harness.record import TrialRecord
-from harness.study import store
+from harness.study import store, store_retry
 from harness.study.sweep.callbacks import ProgressLine, Recorder, TrialStates
 from harness.trial import trials_of
 
@@ -53,7 +53,7 @@ def test_a_recorded_trial_loses_its_checkpoint_files_and_its_pointer_to_them(fin
 @pytest.fixture
 def no_waits(monkeypatch):
     """The store's retries without their waits."""
-    monkeypatch.setattr(store, "RETRY_DELAYS_S", (0.0, 0.0, 0.0))
+    monkeypatch.setattr(store_retry, "RETRY_DELAYS_S", (0.0, 0.0, 0.0))
 
 
 def test_an_mlflow_failure_while_recording_keeps_the_checkpoint_for_resume(finishing_trial, monkeypatch, no_waits,
@@ -195,3 +195,34 @@ def test_a_resumed_run_prices_its_trials_from_the_sweeps_earlier_records_until_i
     assert states.seconds_left(now=0.0) == pytest.approx(300.0 + 40.0)   # sngan now at this run's mean, 40 s
     assert TrialStates({"g": "gan"}, prior={"gan": []}).seconds_left(now=0.0) is None
 
+
+
+def test_after_a_node_dies_the_estimate_follows_the_iterations_left_and_the_lost_attempt_is_counted():
+    """A gan trial took 100 s for 10,000 iterations. g2 reached iteration 2,000, its node died
+    at 150 s (the attempt is lost), Tune restarted it at 200 s from its checkpoint at 2,000; at
+    500 s it has run 300 s in this attempt, longer than a whole trial's 100 s: the estimate is
+    the 8,000 iterations it has left (80 s), not the "nothing left" that time spent would say."""
+    states = TrialStates({"g1": "gan", "g2": "gan"}, iterations=10_000)
+    line = ProgressLine(states, "demo", total=2)
+    states["g1"], states.took["g1"] = "ok", 100.0
+    states.begin_attempt("g2", now=0.0)
+    states.reached("g2", 2000)
+    states["g2"] = "retrying"
+    states.lose_attempt("g2", now=150.0)
+    states.begin_attempt("g2", now=200.0)
+    states.reached("g2", 2000, resumed=True)
+    assert states.seconds_left(now=500.0) == pytest.approx(80.0)
+    states.reached("g2", 9000)
+    assert states.seconds_left(now=600.0) == pytest.approx(10.0)
+    assert "1 attempt lost (2m30s, retried from checkpoints)" in line.line()
+
+
+def test_before_any_trial_is_recorded_the_running_attempts_pace_gives_an_estimate():
+    """t1 reached 250 of 1,000 iterations in 50 s: 150 s left for it, and t2, waiting, costs a
+    whole trial at that pace (200 s); one slot."""
+    states = TrialStates({"t1": "gan", "t2": "gan"}, iterations=1000)
+    assert states.seconds_left(now=0.0) is None
+    states.begin_attempt("t1", now=0.0)
+    assert states.seconds_left(now=10.0) is None            # no point reported yet: nothing known
+    states.reached("t1", 250)
+    assert states.seconds_left(now=50.0) == pytest.approx(150.0 + 200.0)
