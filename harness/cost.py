@@ -10,6 +10,7 @@ the unrolled lookahead's D passes, feature matching's real batch through D):
   penalty  = D fwd on its points + input gradient with a graph + its backward = 6 D
              (each of the method's harness.penalties, `Penalty.d_forwards`; none, nothing)
   G step   = G fwd + D fwd + D backward to the input + G backward              = 3 G + 3 D
+             (+ D fwd on a real batch where the loss compares with reals: relativistic GANs)
 
 all times the batch size. tests/test_cost.py checks the estimate against an exact count of
 the harness's own step. Only convolutions and matrix products count (flop_counter's
@@ -120,4 +121,6 @@ def iteration_flops(trial: Trial) -> int:
     penalties = sum(p.d_forwards for p in objective.all_penalties)   # 0 without a penalty
     d_step = g + 2 * d * (1 + BACKWARD_PER_FORWARD) + penalties * d
     g_step = (g + d) * (1 + BACKWARD_PER_FORWARD) + d * sum(r.extra_g_step_d_forwards for r in objective.remedies)
+    if objective.needs_real_in_g_step and not any(r.replaces_g_loss for r in objective.remedies):
+        g_step += d     # a relativistic loss: D's output on a real batch too, without a graph (train.GANStep)
     return trial.experiment.budget.batch_size * (s.n_critic * d_step + g_step)

@@ -145,3 +145,18 @@ def test_the_dry_run_reads_a_one_thread_cpu_trial_on_its_own_clock():
     assert own_clock(cpu, threads=1) is time.thread_time
     assert own_clock(cpu, threads=2) is time.perf_counter      # several threads: the wall clock
     assert load_factor(seconds=0.05) >= 1.0
+
+
+def test_a_loss_that_reads_reals_in_gs_step_is_priced_one_more_d_pass(monkeypatch):
+    """A relativistic loss (examples/ragan.py) has D read a real batch in G's step too, without
+    a graph: one D forward per sample more, in the estimate as in the exact count."""
+    from harness.cost import forward_flops
+    from harness.objectives.gan import NonSaturatingGAN as GAN
+    trial = Trial(from_dict({"dataset": "ring8", "objectives": ["gan"], "budget": {"batch_size": 16}}),
+                  ARCHS[0], "gan", 0)
+    plain_exact, plain = exact_iteration_flops(trial), iteration_flops(trial)
+    monkeypatch.setattr(GAN, "needs_real_in_g_step", True)
+    monkeypatch.setattr(GAN, "g_loss", lambda self, d_fake, d_real=None: (d_fake - d_real.mean()).mean())
+    d = forward_flops(trial)[1]
+    assert iteration_flops(trial) - plain == 16 * d
+    assert exact_iteration_flops(trial) - plain_exact == 16 * d
