@@ -21,29 +21,12 @@ FORMAT = 1                  # bump when the layout below changes; older states a
 FILENAME = "state.pt"
 
 
-def _generators(session) -> dict[str, torch.Generator]:
-    gens = {"data": session.data.generator, "z": session.gen}
-    if session.data.cpu_generator is not None:
-        gens["mixture"] = session.data.cpu_generator
-    if getattr(session.step, "label_generator", None) is not None:   # conditional: G's labels
-        gens["labels"] = session.step.label_generator
-    return gens
-
-
 def capture(session, record, points: list, evaluation_s: float) -> dict:
-    """The state after iteration `session.done`. `points`: every (step, metrics) reported so
-    far, replayed on resume so that a fresh tracking run holds the whole history."""
-    step = session.step
-    rng = {"torch": torch.get_rng_state(), **{k: g.get_state() for k, g in _generators(session).items()}}
-    if session.device.type == "cuda":
-        rng["cuda"] = torch.cuda.get_rng_state(session.device)
+    """The state after iteration `session.done`: the session's own (`Session.state_dict`) and
+    what the trial has recorded. `points`: every (step, metrics) reported so far, replayed on
+    resume so that a fresh tracking run holds the whole history."""
     return {
-        "format": FORMAT, "trial_id": session.trial.id, "iteration": session.done,
-        "G": step.G.state_dict(), "D": step.D.state_dict(),
-        "opt_g": step.opt_g.state_dict(), "opt_d": step.opt_d.state_dict(),
-        "schedulers": [s.state_dict() for s in session.schedulers],
-        "rng": rng,
-        "loss_sums": session.losses.sums.detach().cpu(), "loss_count": session.losses.count,
+        "format": FORMAT, "trial_id": session.trial.id, **session.state_dict(),
         "record": {"metrics": dict(record.metrics), "history": list(record.history), "status": record.status,
                    "train_time_s": record.train_time_s, "eval_time_s": evaluation_s},
         "points": [[int(s), dict(m)] for s, m in points],
@@ -57,22 +40,8 @@ def restore(session, state: dict, record, evaluation) -> list:
         raise ValueError(f"checkpoint format {state.get('format')!r} is not {FORMAT}: written by another version")
     if state["trial_id"] != session.trial.id:
         raise ValueError(f"checkpoint of trial {state['trial_id']!r} offered to trial {session.trial.id!r}")
-    step = session.step
-    step.G.load_state_dict(state["G"])
-    step.D.load_state_dict(state["D"])
-    step.opt_g.load_state_dict(state["opt_g"])
-    step.opt_d.load_state_dict(state["opt_d"])
-    for sched, s in zip(session.schedulers, state["schedulers"], strict=True):
-        sched.load_state_dict(s)
-    rng = state["rng"]
-    torch.set_rng_state(rng["torch"])
-    if "cuda" in rng and session.device.type == "cuda":
-        torch.cuda.set_rng_state(rng["cuda"], session.device)
-    for name, gen in _generators(session).items():
-        gen.set_state(rng[name])
-    session.losses.sums.copy_(state["loss_sums"].to(session.device))
-    session.losses.count = int(state["loss_count"])
-    session.done = record.iterations = record.resumed_from = int(state["iteration"])
+    session.load_state_dict(state)
+    record.iterations = record.resumed_from = session.done
     saved = state["record"]
     record.metrics, record.history, record.status = dict(saved["metrics"]), list(saved["history"]), saved["status"]
     record.train_time_s, evaluation.seconds = saved["train_time_s"], saved["eval_time_s"]

@@ -1,8 +1,8 @@
 """Conditional training (`conditional: true`): labelled real batches and the step with G(z, y), D(x, y).
 
 The labels are Fashion-MNIST's (and every image dataset's) classes, or the 2D mixtures'
-mode index. `train.Session` uses `LabelledData` and `ConditionalStep` in place of
-`RealData` and `GANStep` when the experiment is conditional; nothing changes otherwise, and
+mode index. `train.Session` draws labelled batches (`real_data.RealData(labelled=True)`) and uses
+`ConditionalStep` in place of `GANStep` when the experiment is conditional; nothing changes otherwise, and
 no random number is drawn from the unconditional streams that was not drawn before.
 
 Labels in the step:
@@ -25,7 +25,7 @@ import functools
 import numpy as np
 import torch
 
-from .data import get_dataset_spec, sample_mixture_labelled, to_unit_range
+from .data import get_dataset_spec
 from .nets.conditional import build_conditional_discriminator, build_conditional_generator
 from .penalties import penalty_autocast
 
@@ -36,28 +36,6 @@ def label_seed(seed: int) -> int:
     """The G step's label stream: a SeedSequence child the unconditional streams never use."""
     child = np.random.SeedSequence(seed).spawn(LABEL_STREAM + 1)[LABEL_STREAM]
     return int(child.generate_state(1, dtype=np.uint64)[0] >> 1)
-
-
-class LabelledData:
-    """Real (x, y) batches: images and their labels drawn by one random index, or mixture
-    samples with their mode index. Draws exactly what `train.RealData` draws for x."""
-
-    def __init__(self, spec, images, labels, device, generator, channels_last=False):
-        if images is not None and labels is None:
-            raise ValueError(f"conditional training on {spec.name} needs the images' labels")
-        self.spec, self.device, self.generator = spec, device, generator
-        self.channels_last = channels_last
-        self.images = None if images is None else images.to(device)
-        self.labels = None if labels is None else labels.to(device)
-        self.cpu_generator = torch.Generator().manual_seed(generator.initial_seed()) if images is None else None
-
-    def batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.images is None:
-            return sample_mixture_labelled(self.spec.name, n, self.cpu_generator, device=self.device)
-        idx = torch.randint(len(self.images), (n,), device=self.device, generator=self.generator)
-        x = to_unit_range(self.images[idx], self.device)
-        x = x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
-        return x, self.labels[idx]
 
 
 class ConditionalStep:

@@ -28,3 +28,10 @@ class LossMeter:
         self.sums.zero_()
         self.count = 0
         return {"loss_d": means[0], "loss_g": means[1]}
+
+    def state_dict(self) -> dict:
+        return {"loss_sums": self.sums.detach().cpu(), "loss_count": self.count}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.sums.copy_(state["loss_sums"].to(self.sums.device))
+        self.count = int(state["loss_count"])

@@ -23,8 +23,8 @@ import torch
 from torch import nn
 
 from . import checkpoint
-from .conditional import LabelledData, build_conditional_step
-from .data import get_dataset_spec, load_images, sample_mixture, to_uint8, to_unit_range
+from .conditional import build_conditional_step
+from .data import get_dataset_spec, load_images, to_uint8
 from .device import resolve_check_every
 from .evaluate.base import balanced_labels
 from .evaluate.critic import probability_critic
@@ -32,6 +32,7 @@ from .nets import build_discriminator, build_generator
 from .penalties import penalty_autocast
 from .loss_meter import LossMeter
 from .progress import Progress
+from .real_data import RealData
 from .record import COLLAPSED, DIVERGED, FAILED, OK, TrialRecord
 from .remedies.base import samples_per_input
 from .trial import Placement, Trial, data_shape, headline, make_evaluator, placement, z_dim
@@ -49,24 +50,6 @@ def stream_seeds(seed: int) -> dict[str, int]:
     import numpy as np
     children = np.random.SeedSequence(seed).spawn(len(STREAMS))
     return {name: int(child.generate_state(1, dtype=np.uint64)[0] >> 1) for name, child in zip(STREAMS, children)}
-
-
-class RealData:
-    """Real batches drawn by random index from a uint8 tensor resident on the device."""
-
-    def __init__(self, spec, images, device, generator, channels_last=False):
-        self.spec, self.device, self.generator = spec, device, generator
-        self.channels_last = channels_last
-        self.images = None if images is None else images.to(device)
-        # the mixtures are sampled on the CPU (identical on every device) with a CPU generator
-        self.cpu_generator = torch.Generator().manual_seed(generator.initial_seed()) if images is None else None
-
-    def batch(self, n: int) -> torch.Tensor:
-        if self.images is None:
-            return sample_mixture(self.spec.name, n, self.cpu_generator, device=self.device)
-        idx = torch.randint(len(self.images), (n,), device=self.device, generator=self.generator)
-        x = to_unit_range(self.images[idx], self.device)
-        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
 
 def all_finite(modules) -> bool:
@@ -186,8 +169,7 @@ class Session:
         if images is None and self.is_image:
             images, labels = load_images(e.dataset, "train", root=e.data.root, path=e.data.path, limit=e.data.limit)
         self.n_classes = spec.num_classes if e.conditional else 0     # 0: G(z) and D(x), no labels
-        self.data = (LabelledData(spec, images, labels, self.device, data_gen, channels_last) if e.conditional
-                     else RealData(spec, images, self.device, data_gen, channels_last))
+        self.data = RealData(spec, images, self.device, data_gen, channels_last, labels, labelled=e.conditional)
         self.z_dim, self.batch = z_dim(e), e.budget.batch_size
         self.objective = trial.make_objective()
         self.n_critic = self.objective.settings.n_critic
@@ -211,6 +193,33 @@ class Session:
             return []
         return [torch.optim.lr_scheduler.LambdaLR(opt, lambda i: max(0.0, 1 - i / iterations))
                 for opt in (self.step.opt_g, self.step.opt_d)]
+
+    def generators(self) -> dict[str, torch.Generator]:
+        """Every random stream the loop draws from but the global one, by name."""
+        labels = getattr(self.step, "label_generator", None)    # conditional: G's labels
+        return {**self.data.generators(), "z": self.gen, **({"labels": labels} if labels is not None else {})}
+
+    def state_dict(self) -> dict:
+        """All the loop needs to go on as if never stopped: nets, optimizers, schedulers, every
+        random stream and the loss sums not yet read (checkpoint.py adds the trial's record)."""
+        rng = {"torch": torch.get_rng_state(), **{k: g.get_state() for k, g in self.generators().items()},
+               **({"cuda": torch.cuda.get_rng_state(self.device)} if self.device.type == "cuda" else {})}
+        nets = {k: getattr(self.step, k).state_dict() for k in ("G", "D", "opt_g", "opt_d")}
+        return {"iteration": self.done, **nets, "schedulers": [s.state_dict() for s in self.schedulers],
+                "rng": rng, **self.losses.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        for k in ("G", "D", "opt_g", "opt_d"):
+            getattr(self.step, k).load_state_dict(state[k])
+        for sched, s in zip(self.schedulers, state["schedulers"], strict=True):
+            sched.load_state_dict(s)
+        torch.set_rng_state(state["rng"]["torch"])
+        if "cuda" in state["rng"] and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
+        for name, gen in self.generators().items():
+            gen.set_state(state["rng"][name])
+        self.losses.load_state_dict(state)
+        self.done = int(state["iteration"])
 
     def noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         return torch.randn(n, self.z_dim, device=self.device, generator=self.gen if generator is None else generator)

@@ -4,11 +4,12 @@ import math
 import pytest
 import torch
 
-from harness.conditional import ConditionalStep, LabelledData, label_seed
+from harness.conditional import ConditionalStep, label_seed
 from harness.config import from_dict
 from harness.data import get_dataset_spec, sample_mixture, sample_mixture_labelled
 from harness.space import Arch
-from harness.train import RealData, Session, run_trial, stream_seeds
+from harness.real_data import RealData
+from harness.train import Session, run_trial, stream_seeds
 from harness.trial import Trial
 
 TOY_ARCH = Arch(nonlin_g="relu", nonlin_d="relu", depth_g=4, depth_d=4, norm_g=False, norm_d=False,
@@ -44,13 +45,13 @@ def test_labelled_images_come_with_their_own_labels():
     spec = get_dataset_spec("fashion_mnist")
     images = torch.arange(40, dtype=torch.uint8).view(40, 1, 1, 1).expand(40, 1, 32, 32).contiguous()
     labels = torch.arange(40) % 10
-    data = LabelledData(spec, images, labels, torch.device("cpu"), torch.Generator().manual_seed(0))
+    data = RealData(spec, images, torch.device("cpu"), torch.Generator().manual_seed(0), labels=labels, labelled=True)
     plain = RealData(spec, images, torch.device("cpu"), torch.Generator().manual_seed(0))
     x, y = data.batch(16)
     assert torch.equal(x, plain.batch(16))                       # the same draws as unconditional data
     assert torch.equal(((x[:, 0, 0, 0] + 1) * 127.5).round().long() % 10, y)
     with pytest.raises(ValueError, match="needs the images' labels"):
-        LabelledData(spec, images, None, torch.device("cpu"), torch.Generator())
+        RealData(spec, images, torch.device("cpu"), torch.Generator(), labelled=True)
 
 
 def test_the_label_stream_is_none_of_the_others():
