@@ -117,7 +117,7 @@ class Experiment:
     success_rule: str = "paper"         # paper: the score decides (WGAN-GP 5.1) | strict: collapse vetoes
     reproduces: str | None = None       # a published table to print beside ours (published.py)
     primary: PrimaryConfig = field(default_factory=PrimaryConfig)   # the report's one unadjusted test
-    conditional: bool = False           # G(z, y), D(x, y) on the labels (harness.conditional)
+    conditional: bool = False           # G(z, y), D(x, y) on the labels (harness.step)
     train: TrainConfig = field(default_factory=TrainConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
 

@@ -21,9 +21,8 @@ from __future__ import annotations
 import torch
 
 from .data import get_dataset_spec
-from .nets import build_discriminator, build_generator
-from .nets.conditional import build_conditional_discriminator, build_conditional_generator
 from .remedies.base import samples_per_input
+from .step import build_nets, d_input_shape
 from .trial import Trial, data_shape, z_dim
 
 BACKWARD_PER_FORWARD = 2
@@ -90,22 +89,11 @@ def evaluation_flops(trial: Trial, extractor: int) -> int:
 def forward_flops(trial: Trial) -> tuple[int, int]:
     """(G, D) forward FLOPs for one sample, on the meta device; a conditional pair gets a label."""
     exp, objective = trial.experiment, trial.make_objective()
-    s = objective.settings
-    d_shape = data_shape(exp)
-    for remedy in objective.remedies:    # packing widens D's input
-        d_shape = remedy.d_shape(d_shape)
-    with torch.device("meta"):
-        if exp.conditional:   # one-hot y widens G's (and the 2D D's) input; the projection is a dot product
-            k = get_dataset_spec(exp.dataset).num_classes
-            G = build_conditional_generator(trial.arch, data_shape(exp), z_dim(exp), k)
-            D = build_conditional_discriminator(trial.arch, d_shape, k, s.d_norm, spectral=s.spectral_norm)
-            label = (torch.zeros(1, dtype=torch.long),)
-        else:
-            G = build_generator(trial.arch, data_shape(exp), z_dim(exp))
-            D = build_discriminator(trial.arch, d_shape, s.d_norm, spectral=s.spectral_norm)
-            for remedy in objective.remedies:   # a layer added to D's head (minibatch features)
-                D = remedy.wrap_discriminator(D)
-            label = ()
+    k = get_dataset_spec(exp.dataset).num_classes if exp.conditional else 0
+    d_shape = d_input_shape(objective, data_shape(exp))   # packing widens D's input
+    with torch.device("meta"):   # a one-hot y widens G's (and the 2D D's) input; the projection is a dot product
+        G, D = build_nets(trial.arch, objective, data_shape(exp), z_dim(exp), k)
+        label = (torch.zeros(1, dtype=torch.long),) if k else ()
         z = torch.empty(1, z_dim(exp))
         x = torch.empty(1, *d_shape)
         with torch.no_grad():
@@ -122,5 +110,5 @@ def iteration_flops(trial: Trial) -> int:
     d_step = g + 2 * d * (1 + BACKWARD_PER_FORWARD) + penalties * d
     g_step = (g + d) * (1 + BACKWARD_PER_FORWARD) + d * sum(r.extra_g_step_d_forwards for r in objective.remedies)
     if objective.needs_real_in_g_step and not any(r.replaces_g_loss for r in objective.remedies):
-        g_step += d     # a relativistic loss: D's output on a real batch too, without a graph (train.GANStep)
+        g_step += d     # a relativistic loss: D's output on a real batch too, without a graph (step.GANStep)
     return trial.experiment.budget.batch_size * (s.n_critic * d_step + g_step)

@@ -13,7 +13,6 @@ Outcome rules (the vocabulary is in record.py):
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 import traceback
@@ -23,18 +22,16 @@ import torch
 from torch import nn
 
 from . import checkpoint
-from .conditional import build_conditional_step
 from .data import get_dataset_spec, load_images, to_uint8
 from .device import resolve_check_every
 from .evaluate.base import balanced_labels
 from .evaluate.critic import probability_critic
-from .nets import build_discriminator, build_generator
-from .penalties import penalty_autocast
 from .loss_meter import LossMeter
 from .progress import Progress
 from .real_data import RealData
 from .record import COLLAPSED, DIVERGED, FAILED, OK, TrialRecord
 from .remedies.base import samples_per_input
+from .step import build_step, label_seed
 from .trial import Placement, Trial, data_shape, headline, make_evaluator, placement, z_dim
 
 EVAL_CHUNK = 500            # samples per generator call at evaluation: bounds memory
@@ -60,90 +57,6 @@ def all_finite(modules) -> bool:
 
 def grad_norm(module: nn.Module) -> torch.Tensor:
     return nn.utils.clip_grad_norm_(module.parameters(), float("inf"))
-
-
-class GANStep:
-    """One D update and one G update: the whole of what training does per step.
-
-    D's fake batch is made without a graph through G; G's update runs through a frozen D
-    so that no gradients for D are computed and thrown away. The objective's remedies
-    (harness.remedies) act here: on every batch D sees (`d_input`), and on G's loss.
-    """
-
-    # The autocast dtype the penalties run under (train.penalty_precision: autocast); None: fp32.
-    penalty_dtype: torch.dtype | None = None
-
-    def __init__(self, G, D, objective, opt_g, opt_d, autocast=contextlib.nullcontext):
-        self.G, self.D, self.objective = G, D, objective
-        self.opt_g, self.opt_d, self.autocast = opt_g, opt_d, autocast
-        self.remedies = list(getattr(objective, "remedies", []))
-        self.g_loss_remedy = next((r for r in self.remedies if r.replaces_g_loss), None)
-        # an objective that compares with reals (relativistic) gets D's output on a real batch too
-        self.objective_reads_real = getattr(objective, "needs_real_in_g_step", False) and self.g_loss_remedy is None
-        self.needs_real_in_g_step = any(r.needs_real_in_g_step for r in self.remedies) or self.objective_reads_real
-        self.progress = 0.0       # share of the budget done: remedies that anneal read it
-
-    def d_input(self, x: torch.Tensor) -> torch.Tensor:
-        for remedy in self.remedies:
-            x = remedy.d_input(x, self.progress)
-        return x
-
-    def discriminator(self, real: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        self.G.requires_grad_(False)
-        self.D.requires_grad_(True)
-        with self.autocast():
-            with torch.no_grad():
-                fake = self.G(z)
-            real, fake = self.d_input(real), self.d_input(fake)
-            d_real, d_fake = self.D(real), self.D(fake)
-        self.last_d_outputs = (d_real.detach(), d_fake.detach())   # for diagnostics at log points
-        loss = self.objective.d_loss(d_real.float(), d_fake.float())
-        with penalty_autocast(self.penalty_dtype):   # None: fp32 (train.penalty_precision)
-            penalty = self.objective.penalty(self.D, real, fake)
-        self.opt_d.zero_grad(set_to_none=True)
-        (loss if penalty is None else loss + penalty).backward()
-        self.opt_d.step()
-        self.objective.after_d_step(self.D)
-        return loss.detach()
-
-    def generator(self, z: torch.Tensor, before_update=None, real: torch.Tensor | None = None) -> torch.Tensor:
-        self.G.requires_grad_(True)
-        self.D.requires_grad_(False)
-        with self.autocast():
-            fake = self.G(z)
-            if self.objective_reads_real:
-                with torch.no_grad():   # a constant for G: D is frozen, the batch is data
-                    d_real = self.D(self.d_input(real)).float()
-                loss = self.objective.g_loss(self.D(self.d_input(fake)).float(), d_real)
-            elif self.g_loss_remedy is None:
-                loss = self.objective.g_loss(self.D(self.d_input(fake)).float())
-            else:
-                loss = self.g_loss_remedy.g_loss(self, real, fake).float()
-        self.opt_g.zero_grad(set_to_none=True)
-        loss.backward()
-        if before_update is not None:
-            before_update()
-        self.opt_g.step()
-        return loss.detach()
-
-
-def build_step(arch, objective, data_shape, z_dim, device, amp_dtype=None, channels_last=False,
-               init: str = "dcgan") -> GANStep:
-    """Nets, optimizers and the step for one (architecture, objective) on a device."""
-    s = objective.settings
-    G = build_generator(arch, data_shape, z_dim, init=init).to(device)
-    d_shape = data_shape
-    for remedy in objective.remedies:
-        d_shape = remedy.d_shape(d_shape)
-    D = build_discriminator(arch, d_shape, s.d_norm, spectral=s.spectral_norm, init=init)
-    for remedy in objective.remedies:
-        D = remedy.wrap_discriminator(D)
-    D = D.to(device)
-    if channels_last:
-        G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
-    opt_g, opt_d = objective.optimizers(G, D, d_has_norm=objective.d_is_normalized(arch.norm_d))
-    autocast = (lambda: torch.autocast(device.type, dtype=amp_dtype)) if amp_dtype else contextlib.nullcontext
-    return GANStep(G, D, objective, opt_g, opt_d, autocast)
 
 
 class Session:
@@ -175,12 +88,10 @@ class Session:
         self.n_critic = self.objective.settings.n_critic
         # samples drawn per step: batch_size D inputs, each of samples_per_input samples (packing)
         self.draw = self.batch * samples_per_input(self.objective.remedies)
-        if e.conditional:
-            self.step = build_conditional_step(trial, data_shape(e), self.z_dim, self.device, self.amp_dtype,
-                                               channels_last, init=e.train.init, objective=self.objective)
-        else:
-            self.step = build_step(trial.arch, self.objective, data_shape(e), self.z_dim, self.device,
-                                   self.amp_dtype, channels_last, init=e.train.init)
+        label_gen = (torch.Generator(device=self.device).manual_seed(label_seed(trial.seed))  # G's labels
+                     if self.n_classes else None)
+        self.step = build_step(trial.arch, self.objective, data_shape(e), self.z_dim, self.device, self.amp_dtype,
+                               channels_last, init=e.train.init, n_classes=self.n_classes, label_generator=label_gen)
         if e.train.penalty_precision == "autocast":
             self.step.penalty_dtype = self.amp_dtype
         self.iterations, self.done = e.budget.iterations, 0

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from harness.conditional import ConditionalStep, label_seed
+from harness.step import GANStep, label_seed
 from harness.config import from_dict
 from harness.data import get_dataset_spec, sample_mixture, sample_mixture_labelled
 from harness.space import Arch
@@ -61,7 +61,7 @@ def test_the_label_stream_is_none_of_the_others():
 @pytest.mark.parametrize("objective", ["gan", "wgan-gp", "sngan+instance-noise:0.1"])
 def test_one_conditional_step_in_2d(objective):
     session = Session(toy_trial(objective, iterations=1))
-    assert isinstance(session.step, ConditionalStep)
+    assert isinstance(session.step, GANStep) and session.step.n_classes > 0
     before = [p.detach().clone() for p in session.step.D.parameters()]
     session.iteration()
     loss = session.losses.read()

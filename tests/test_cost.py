@@ -6,7 +6,7 @@ from harness.config import from_dict
 from harness.cost import count_flops, iteration_flops
 from harness.remedies.base import samples_per_input
 from harness.space import Arch
-from harness.train import build_step
+from harness.step import build_step
 from harness.trial import Trial, data_shape, z_dim
 
 ARCHS = [Arch(depth_g=4, depth_d=4, filters_g=32, filters_d=32),
@@ -55,15 +55,11 @@ def test_a_penalty_is_priced_only_where_the_method_has_one():
 
 
 def exact_conditional_flops(trial: Trial) -> int:
-    from harness.conditional import ConditionalStep
     from harness.data import get_dataset_spec
-    from harness.nets.conditional import build_conditional_discriminator, build_conditional_generator
     exp, objective, arch = trial.experiment, trial.make_objective(), trial.arch
     k, b, s = get_dataset_spec(exp.dataset).num_classes, exp.budget.batch_size, objective.settings
     with torch.device("meta"):
-        G = build_conditional_generator(arch, data_shape(exp), z_dim(exp), k)
-        D = build_conditional_discriminator(arch, data_shape(exp), k, s.d_norm, spectral=s.spectral_norm)
-        step = ConditionalStep(G, D, objective, *objective.optimizers(G, D, False), k, None)
+        step = build_step(arch, objective, data_shape(exp), z_dim(exp), torch.device("meta"), n_classes=k)
         real = (torch.empty(b, *data_shape(exp)), torch.zeros(b, dtype=torch.long))
         z = torch.empty(b, z_dim(exp))
 

@@ -14,7 +14,8 @@ from harness.config import ConfigError, from_dict
 from harness.remedies.base import samples_per_input
 from harness.space import Arch
 from harness.study.sweep import driver
-from harness.train import build_step, run_trial
+from harness.step import build_step
+from harness.train import run_trial
 from harness.trial import Trial, data_shape, trials_of, z_dim
 
 GB = 2**30

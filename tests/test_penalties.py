@@ -16,7 +16,7 @@ from harness.penalties import (PENALTIES, DRAGAN, GradientPenalty, Penalty, get_
                                register_penalty)
 from harness.remedies import REMEDIES, split_method
 from harness.space import Arch
-from harness.train import build_step
+from harness.step import build_step
 
 ARCH = Arch(filters_g=32, filters_d=32)
 SHAPES = {"images": (1, 32, 32), "2d": (2,)}

@@ -24,7 +24,8 @@ from harness.errors import ConfigError
 from harness.objectives import get_objective
 from harness.penalties import input_gradient, penalty_autocast
 from harness.space import Arch
-from harness.train import Session, build_step
+from harness.step import build_step
+from harness.train import Session
 from harness.trial import Trial
 
 UNIT = 2.0 ** -8

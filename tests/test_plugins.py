@@ -204,7 +204,7 @@ def test_list_takes_plugins_and_shows_their_names_like_built_ins(examples, capsy
 
 def test_ragan_losses_are_the_papers_and_the_g_step_passes_real_outputs(examples):
     from harness.objectives import get_objective
-    from harness.train import GANStep
+    from harness.step import GANStep
     plugins.load("ragan.py", examples)
     ragan = get_objective("ragan+r2:1")
     r, f = torch.randn(16, 1), torch.randn(16, 1)

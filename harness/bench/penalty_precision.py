@@ -24,7 +24,8 @@ from ..config import from_dict, load_experiment
 from ..objectives import get_objective
 from ..penalties import input_gradient, penalty_autocast
 from ..space import Arch
-from ..train import build_step, run_trial
+from ..step import build_step
+from ..train import run_trial
 from ..trial import Trial
 
 METRICS = ("modes_covered", "hq_share", "w1_exact_2k", "reverse_kl")

@@ -1,6 +1,6 @@
 """D as a probability that a point is real, for the evaluators that compare it with the
 optimal D* (the 2D mixtures, where p_data is known). `step` is a training step
-(train.GANStep): its D, objective, remedies and autocast."""
+(step.GANStep): its D, objective, remedies and autocast."""
 from __future__ import annotations
 
 from typing import Callable

@@ -82,7 +82,7 @@ class Objective:
         self._refuse_unread(overrides)
         self.settings = self.defaults.replace(**overrides)
         self.method = self.name      # the objective with its remedies, as named in the experiment
-        self.remedies = []           # harness.remedies, applied by train.GANStep
+        self.remedies = []           # harness.remedies, applied by step.GANStep
         self.penalties = []          # harness.penalties named in the method, added to D's loss
 
     def _refuse_unread(self, overrides: dict) -> None:

@@ -8,7 +8,7 @@ trial ids, MLflow and every report table, so "gan vs gan+pack:4" is a pair table
 A remedy changes the training step through a few hooks, each a no-op by default:
 `d_shape` (what D's input looks like), `wrap_discriminator` (a layer added to D),
 `d_input` (applied to every batch D sees, real and fake, in both updates) and `g_loss`
-(replaces the objective's G loss). `train.GANStep` calls them; nothing else knows remedies.
+(replaces the objective's G loss). `step.GANStep` calls them; nothing else knows remedies.
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ class Remedy:
     samples_per_input = 1
     # for harness.cost: extra D forward passes (in forward-pass equivalents) a G step costs
     extra_g_step_d_forwards = 0
-    # conditional training (harness.conditional) passes labels beside x; a remedy must say it
+    # conditional training (harness.step) passes labels beside x; a remedy must say it
     # works with them, or why not (the config error quotes it)
     conditional_ok = False
     conditional_problem = "not checked with labels"

@@ -11,7 +11,7 @@ import torch
 from harness import bench
 from harness.objectives import get_objective
 from harness.space import Arch
-from harness.train import build_step
+from harness.step import build_step
 
 
 def _positive(x) -> bool:

@@ -7,7 +7,7 @@ from torch import nn
 from harness.objectives import OBJECTIVES, get_objective
 from harness.objectives.wgan import gradient_penalty
 from harness.space import Arch
-from harness.train import build_step
+from harness.step import build_step
 
 ARCHS = {
     "deepest-widest": Arch(depth_g=20, depth_d=20, filters_g=128, filters_d=128),

@@ -11,7 +11,7 @@ from harness.errors import ConfigError
 from harness.objectives import get_objective
 from harness.remedies import REMEDIES, parse_method
 from harness.space import Arch
-from harness.train import build_step
+from harness.step import build_step
 
 ARCH = Arch(filters_g=32, filters_d=32)
 SHAPES = {"images": (1, 32, 32), "2d": (2,)}
