@@ -84,6 +84,26 @@ class TrialRecord:
             raise ValueError(f"unknown trial record field(s) {sorted(unknown)}")
         return cls(**d)
 
+    # ---- how MLflow keeps it (study/store.py writes and reads it through these two) ----------
+    # Its scalar fields are the child run's tags, SUMMARY and `metrics` the run's metrics, `params`
+    # its params; generated from the fields, so a field added above is written and read back typed.
+
+    def to_mlflow(self) -> tuple[dict[str, str], dict[str, float]]:
+        """(tags, metrics) of the child run; a field that is None (or an empty text) is left out."""
+        tags = {name: str(getattr(self, name)) for name in TAG_FIELDS if getattr(self, name) not in (None, "")}
+        return tags, {**self.summary(), **self.metrics}
+
+    @classmethod
+    def from_mlflow(cls, tags: dict, metrics: dict, params: dict, tracking: dict | None = None) -> "TrialRecord":
+        """The record a child run holds: tags typed back by the fields' annotations (a missing
+        one takes its default; a missing seed reads -1), params as MLflow keeps them (text)."""
+        metrics = dict(metrics)
+        summary = {k: float(metrics.pop(k, 0.0)) for k in SUMMARY}
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        values = {name: typed(tags[name], fields[name].type) for name in TAG_FIELDS if tags.get(name, "") != ""}
+        values = {"trial_id": "", "arch_id": "", "objective": "", "seed": -1, **values}
+        return cls(**values, metrics=metrics, params=dict(params), **summary, tracking=dict(tracking or {}))
+
     def to_row(self) -> dict:
         """One flat row: identity, outcome, summary, tracking, then params and final metrics.
 
@@ -100,3 +120,14 @@ class TrialRecord:
                     raise ValueError(f"trial record column {key!r} appears twice with different values")
                 row.setdefault(key, value)
         return row
+
+
+# The record's scalar fields: the child run's tags.
+TAG_FIELDS = tuple(f.name for f in dataclasses.fields(TrialRecord)
+                   if f.name not in {"metrics", "history", "params", "tracking", "samples", *SUMMARY})
+_TYPES = {"int": int, "float": float, "str": str}
+
+
+def typed(text: str, annotation: str):
+    """A tag's text as its field's type ('int', 'int | None', 'str | None', ...)."""
+    return _TYPES[annotation.split("|")[0].strip()](text)

@@ -38,3 +38,22 @@ def test_row_is_flat_and_scored():
 
 def test_vocabulary():
     assert set(ANSWERS) < set(OUTCOMES) and FAILED not in ANSWERS
+
+
+def test_the_mlflow_mapping_is_generated_from_the_fields_and_reads_back_typed():
+    from harness.record import TAG_FIELDS
+    rec = TrialRecord("t1", "a7", "gan", 3, status="diverged", headline="modes_covered", error="non-finite loss",
+                      metrics={"modes_covered": 6.0}, iterations=1200, wall_time_s=9.5, train_time_s=8.0,
+                      eval_time_s=1.0, its_per_s=150.0, resumed_from=600, params={"budget.iterations": 2000})
+    tags, metrics = rec.to_mlflow()
+    assert set(TAG_FIELDS) == {"trial_id", "arch_id", "objective", "seed", "status", "headline", "error",
+                               "iterations", "resumed_from"}
+    assert all(isinstance(v, str) for v in tags.values()) and metrics["wall_time_s"] == 9.5
+    # MLflow keeps tags and params as text: what comes back is typed again
+    back = TrialRecord.from_mlflow(tags, metrics, {k: str(v) for k, v in rec.params.items()})
+    assert back.seed == 3 and back.iterations == 1200 and back.resumed_from == 600 and back.score == 6.0
+    assert back.to_dict() == {**rec.to_dict(), "params": {"budget.iterations": "2000"}}
+    fresh = TrialRecord("t2", "a7", "gan", 0)            # None fields are left out and come back None
+    tags, metrics = fresh.to_mlflow()
+    assert "headline" not in tags and "resumed_from" not in tags
+    assert TrialRecord.from_mlflow(tags, metrics, {}).to_dict() == fresh.to_dict()

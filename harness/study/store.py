@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 from .. import provenance
-from ..record import ANSWERS, FAILED, SUMMARY, TrialRecord
+from ..record import ANSWERS, FAILED, TrialRecord
 
 from .store_retry import Retrying, is_permanent, retrying  # noqa: F401 - the store's calls, retried
 
@@ -341,12 +341,8 @@ class ChildRuns:
         stays open until it has ended, so a call that fails can be made again. Returns whether
         the tags were dropped too (the run is FINISHED either way)."""
         rid = self.open[record.trial_id]
-        log_points(self.client, rid, [(record.iterations, {**record.summary(), **record.metrics})])
-        tags = {"status": record.status, "headline": record.headline or "", "iterations": record.iterations}
-        if record.resumed_from is not None:
-            tags["resumed_from"] = record.resumed_from
-        if record.error:
-            tags["error"] = record.error
+        tags, values = record.to_mlflow()
+        log_points(self.client, rid, [(record.iterations, values)])
         set_tags(self.client, rid, tags)
         value = record.metrics.get(record.headline) if record.headline else None
         self.client.update_run(rid, name=trial_label(record.objective, record.seed, record.arch_id, record.status,
@@ -388,22 +384,15 @@ class ChildRuns:
 # ---- reading -------------------------------------------------------------------------
 
 def record_from_run(run) -> TrialRecord:
-    """A child run back as the TrialRecord it was written from (params as MLflow keeps them: text)."""
-    t, metrics = run.data.tags, dict(run.data.metrics)
-    summary = {k: metrics.pop(k, 0.0) for k in SUMMARY}
-    seed = t.get("seed")
-    return TrialRecord(
-        trial_id=t.get("trial_id", ""), arch_id=t.get("arch_id", ""), objective=t.get("objective", ""),
-        seed=int(seed) if seed not in (None, "") else -1, status=t.get("status", ""),
-        headline=t.get("headline") or None, metrics=metrics, error=t.get("error"),
-        iterations=int(t.get("iterations") or 0), params=dict(run.data.params), **summary,
-        resumed_from=int(t["resumed_from"]) if t.get("resumed_from") else None,
-        tracking={"run_id": run.info.run_id, "parent_run_id": t.get("mlflow.parentRunId"),
-                  "run_status": run.info.status, "start_time": run.info.start_time,
-                  "end_time": run.info.end_time,
-                  "shard": t.get("shard"), "attempt": t.get("attempt"),
-                  # only where an attempt was lost, so stores without one keep their columns
-                  **({LOST_TAG: float(t[LOST_TAG])} if t.get(LOST_TAG) else {})})
+    """A child run back as the TrialRecord it was written from (TrialRecord.from_mlflow), with
+    where the store keeps it: run ids, status, times, shard, attempt and any lost attempts' time."""
+    t = run.data.tags
+    tracking = {"run_id": run.info.run_id, "parent_run_id": t.get("mlflow.parentRunId"),
+                "run_status": run.info.status, "start_time": run.info.start_time, "end_time": run.info.end_time,
+                "shard": t.get("shard"), "attempt": int(t["attempt"]) if t.get("attempt") else None,
+                # only where an attempt was lost, so stores without one keep their columns
+                **({LOST_TAG: float(t[LOST_TAG])} if t.get(LOST_TAG) else {})}
+    return TrialRecord.from_mlflow(t, run.data.metrics, run.data.params, tracking)
 
 
 def read_records(client, exp_id: str, parent_id: str | None = None) -> list[TrialRecord]:
