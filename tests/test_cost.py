@@ -112,7 +112,9 @@ def test_each_method_is_priced_at_its_own_rate_with_evaluations_and_start_up(mon
     p = dry_run.price(e, trials, threads=1, flops={(t.arch, t.objective): flops(t) for t in trials})
     median = dry_run.median_trial(trials)
     assert median.arch == max(ARCHS, key=lambda a: sum(forward_flops(Trial(e, a, "gan", 0))))
-    assert timed == [(median.arch, "gan", 1), (median.arch, "wgan-gp", 1)]    # each method once, at the median
+    lo, hi = sorted(ARCHS, key=lambda a: flops(Trial(e, a, "gan", 0)))
+    # each method at the cheapest and the most expensive architecture (most expensive first)
+    assert timed == [(hi, "gan", 1), (lo, "gan", 1), (hi, "wgan-gp", 1), (lo, "wgan-gp", 1)]
     assert p["per_method"]["wgan-gp"]["gflop_per_s"] == pytest.approx(2.0) and p["load_factor"] == 1.5
     n_evals = evaluations_per_trial(e)
     assert n_evals == 3                                                          # at 3, 6 and the last, 8
@@ -128,6 +130,30 @@ def test_each_method_is_priced_at_its_own_rate_with_evaluations_and_start_up(mon
     # one rate for all (the old price) would have undercharged wgan-gp five times over
     w = next(t for t in trials if t.objective == "wgan-gp")
     assert p["per_trial"][w.id]["training_s"] == pytest.approx(5 * flops(w) * 8 / rates["gan"])
+
+
+def test_a_methods_cost_line_has_an_overhead_where_small_nets_run_below_the_rate(monkeypatch):
+    """A small net's iteration is mostly overhead (Python, launches, the optimizer): timed at
+    10 ms + FLOPs at 1 GFLOP/s, the line through the cheapest and the most expensive
+    architecture prices every trial on it, where one rate at one architecture would not."""
+    from harness.study.sweep import dry_run
+    e = from_dict({"dataset": "ring8", "objectives": ["gan"], "budget": {"iterations": 10, "batch_size": 16}})
+    archs = [Arch(depth_g=d, depth_d=d, filters_g=f, filters_d=f) for d, f in ((4, 32), (8, 64), (12, 128))]
+    trials = [Trial(e, a, "gan", 0) for a in archs]
+    flops = {(t.arch, t.objective): iteration_flops(t) for t in trials}
+    monkeypatch.setattr(dry_run, "seconds_per_iteration",
+                        lambda trial, threads: 0.01 + flops[(trial.arch, trial.objective)] / 1e9)
+    model = dry_run.method_model(e, trials, "gan", 1, flops)
+    assert model["overhead_s"] == pytest.approx(0.01) and model["seconds_per_flop"] == pytest.approx(1e-9)
+    p = dry_run.price(e, trials, 1, flops)
+    for t in trials:   # the middle architecture was never timed, and is priced on the line
+        assert p["per_trial"][t.id]["training_s"] == pytest.approx(10 * (0.01 + flops[(t.arch, "gan")] / 1e9))
+    # noise that would make the overhead negative: a pure rate through the most expensive point
+    monkeypatch.setattr(dry_run, "seconds_per_iteration",
+                        lambda trial, threads: flops[(trial.arch, trial.objective)] / 1e9 * (
+                            0.5 if trial.arch == archs[0] else 1.0))
+    model = dry_run.method_model(e, trials, "gan", 1, flops)
+    assert model["overhead_s"] == 0 and model["seconds_per_flop"] == pytest.approx(1e-9)
 
 
 def test_the_dry_run_reads_a_one_thread_cpu_trial_on_its_own_clock():

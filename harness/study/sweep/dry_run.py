@@ -6,9 +6,10 @@ training and evaluation FLOPs (cost.iteration_flops, an estimate within about 25
 cost.evaluation_flops), the largest trial's estimated peak memory (harness/memory.py), and a
 price in hours at the sweep's parallelism, from measurements on this machine (`price`):
 
-- training: each distinct method runs a few iterations at the study's median architecture
-  after a warm-up (`seconds_per_iteration`), which gives that method's own FLOP rate; every
-  trial's FLOPs are priced at its method's rate. One rate for every method priced the
+- training: each distinct method runs a few iterations after a warm-up
+  (`seconds_per_iteration`) at the study's cheapest and most expensive architecture, which
+  gives that method's own cost line, seconds per iteration = overhead + FLOPs x seconds per
+  FLOP (`method_model`); every trial's FLOPs are priced on its method's line. One rate for every method priced the
   Fashion-MNIST study at 8.7 h where it took 19 h 40 min: a WGAN-GP iteration (n_critic 5,
   a double backward) runs at well under a GAN iteration's FLOP rate on a CPU.
 - evaluation: one evaluation at eval.n_samples through the study's evaluator, timed inside a
@@ -174,6 +175,41 @@ def median_trial(trials: list[Trial]) -> Trial:
     return ranked[len(ranked) // 2]
 
 
+SPREAD_FOR_TWO_POINTS = 1.5   # an architecture this many times the FLOPs of the cheapest is timed too
+
+
+def method_model(exp: Experiment, trials: list[Trial], method: str, threads: int, flops: dict,
+                 timed_seconds: float | None = None) -> dict:
+    """A method's seconds per iteration as overhead + FLOPs x seconds per FLOP, from timed
+    iterations at the study's cheapest and its most expensive architecture (by the method's
+    FLOPs). Why two: a small 2D MLP runs far below the FLOP rate of a large one (its time is
+    Python, kernel launches and the optimizer, whatever its FLOPs), so one rate measured at
+    the median architecture overprices the small ones and underprices the large. Where the
+    architectures differ by less than SPREAD_FOR_TWO_POINTS in FLOPs, one point (the most
+    expensive) and no overhead. Between the two points the line interpolates; noise that
+    would make either term negative falls back to the mean time, or to a pure rate."""
+    by_arch = {t.arch: t for t in trials if t.objective == method}
+    ranked = sorted(by_arch.values(), key=lambda t: flops[(t.arch, method)])
+    lo, hi = ranked[0], ranked[-1]
+    f_lo, f_hi = flops[(lo.arch, method)], flops[(hi.arch, method)]
+
+    def timed(t):
+        probe = Trial(exp, t.arch, method, t.seed)
+        return (seconds_per_iteration(probe, threads) if timed_seconds is None
+                else seconds_per_iteration(probe, threads, timed_seconds))
+    s_hi = timed(hi)
+    overhead, per_flop = 0.0, s_hi / f_hi
+    if f_hi >= SPREAD_FOR_TWO_POINTS * f_lo:
+        s_lo = timed(lo)
+        slope = (s_hi - s_lo) / (f_hi - f_lo)
+        if slope <= 0:                        # no measurable growth with FLOPs: a constant time
+            overhead, per_flop = (s_lo + s_hi) / 2, 0.0
+        elif s_lo - slope * f_lo >= 0:
+            overhead, per_flop = s_lo - slope * f_lo, slope
+    return {"seconds_per_iteration": s_hi, "flop_per_iteration": f_hi, "gflop_per_s": f_hi / s_hi / 1e9,
+            "overhead_s": overhead, "seconds_per_flop": per_flop, "timed_at": sorted({lo.arch.id, hi.arch.id})}
+
+
 def price(exp: Experiment, trials: list[Trial], threads: int, flops: dict | None = None,
           timed_seconds: float | None = None) -> dict:
     """Seconds of each trial as it would run here, one at a time on `threads` threads:
@@ -186,13 +222,8 @@ def price(exp: Experiment, trials: list[Trial], threads: int, flops: dict | None
         if (t.arch, t.objective) not in flops:
             flops[(t.arch, t.objective)] = iteration_flops(t)
     median = median_trial(trials)
-    per_method = {}
-    for method in dict.fromkeys(t.objective for t in trials):
-        probe = Trial(exp, median.arch, method, median.seed)
-        seconds = (seconds_per_iteration(probe, threads) if timed_seconds is None
-                   else seconds_per_iteration(probe, threads, timed_seconds))
-        f = flops.get((median.arch, method)) or iteration_flops(probe)
-        per_method[method] = {"seconds_per_iteration": seconds, "flop_per_iteration": f, "gflop_per_s": f / seconds / 1e9}
+    per_method = {m: method_model(exp, trials, m, threads, flops, timed_seconds)
+                  for m in dict.fromkeys(t.objective for t in trials)}
     overheads = trial_overheads(median, threads)
     toy_s = seconds_per_toy_evaluation(exp) if evaluator == "toy2d" else None
     n_evals = evaluations_per_trial(exp)
@@ -200,8 +231,9 @@ def price(exp: Experiment, trials: list[Trial], threads: int, flops: dict | None
     per_trial = {}
     g_of: dict = {}
     for t in trials:
-        rate = per_method[t.objective]["gflop_per_s"] * 1e9
-        training = flops[(t.arch, t.objective)] * exp.budget.iterations / rate
+        model = per_method[t.objective]
+        training = (model["overhead_s"] + flops[(t.arch, t.objective)] * model["seconds_per_flop"]) \
+            * exp.budget.iterations
         if toy_s is not None:
             one_eval = toy_s
         else:
@@ -256,7 +288,8 @@ def dry_run(exp: Experiment, trials: list[Trial], resources, cluster: dict, thre
         summary.update(
             rate_measured_on=p["median_trial"], measured_gflop_per_s=round(total / trained / 1e9, 1),
             per_method={m: {"gflop_per_s": round(x["gflop_per_s"], 1),
-                            "seconds_per_iteration": round(x["seconds_per_iteration"], 4)}
+                            "seconds_per_iteration": round(x["seconds_per_iteration"], 4),
+                            "overhead_s_per_iteration": round(x["overhead_s"], 4)}
                         for m, x in p["per_method"].items()},
             seconds_per_evaluation=round(p["overheads"]["evaluation_s"] if toy_s is None else toy_s, 3),
             startup_seconds_per_trial=round(p["overheads"]["startup_s"], 3),
@@ -265,8 +298,9 @@ def dry_run(exp: Experiment, trials: list[Trial], resources, cluster: dict, thre
             estimated_evaluation_hours=round(hours["evaluation_s"], 2),
             estimated_startup_hours=round(hours["startup_s"], 2), estimated_hours=round(hours["total_s"], 2),
             **({"measured_seconds_per_evaluation": round(toy_s, 3)} if toy_s is not None else {}),
-            note="training at each method's own rate (a few iterations at the median architecture after "
-                 f"{WARMUP_ITERATIONS} of warm-up), evaluation "
+            note="training on each method's own cost line (overhead + FLOPs at a rate, from a few iterations "
+                 f"at the cheapest and the most expensive architecture after {WARMUP_ITERATIONS} of warm-up), "
+                 "evaluation "
                  + ("(toy2d metrics timed once on the mixture's own sample)" if toy_s is not None else
                     "timed through the evaluator at eval.n_samples")
                  + ", per-trial start-up; Ray and MLflow not priced; measured on this machine, one trial at a "
