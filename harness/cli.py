@@ -71,18 +71,14 @@ def cmd_train(args):
     from .space import resolve_arch
     from .train import run_trial
     from .trial import Trial
-    exp = load_experiment(args.experiment)
-    if args.iterations is not None:
-        if args.iterations <= 0:
-            raise UsageError(f"--iterations: must be > 0, got {args.iterations}")
-        exp.budget.iterations = args.iterations
-    if args.device:
-        exp.train.device = args.device
+    # the overrides go through the file's own checks (a bad --device or --iterations names its field)
+    overrides = {"budget.iterations": args.iterations, "train.device": args.device}
+    exp = load_experiment(args.experiment, {k: v for k, v in overrides.items() if v is not None})
     objective = args.objective or exp.objectives[0]
     get_objective(objective)  # an unknown name stops here, listing the valid ones
     trial = Trial(exp, resolve_arch(args.arch) if args.arch else exp.archs()[0], objective, args.seed)
     from .memory import check_machine
-    check_machine(exp, [trial])   # the work bounds again (--iterations) and its memory against this machine
+    check_machine(exp, [trial])   # its memory against this machine
     print(f"trial {trial.id}: {trial.arch.describe()} / {trial.objective} / seed {trial.seed} on {exp.dataset}, "
           f"{exp.budget.iterations} generator iterations", file=sys.stderr)
     record = run_trial(trial, progress=True)

@@ -344,7 +344,10 @@ def _load_yaml(text: str):
         loader.dispose()
 
 
-def load_experiment(path: str | Path) -> Experiment:
+def load_experiment(path: str | Path, overrides: dict[str, object] | None = None) -> Experiment:
+    """The experiment in `path`; `overrides`: dotted field -> value set on the file's mapping
+    before validation (a command line's --iterations, --device), so they are checked like the
+    file's own values and a bad one is refused naming its field."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError("experiment", f"no such file: {path}")
@@ -366,6 +369,11 @@ def load_experiment(path: str | Path) -> Experiment:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError("experiment", f"{path} must hold a mapping of settings at top level")
+    for dotted, value in (overrides or {}).items():
+        section, key = dotted.split(".")
+        if not isinstance(data.get(section, {}), dict):
+            raise ConfigError(section, f"{path}: must be a mapping to take {dotted} from the command line")
+        data[section] = {**(data.get(section) or {}), key: value}
     return from_dict(data, default_name=path.stem, base_dir=path.resolve().parent)
 
 

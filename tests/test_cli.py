@@ -1,17 +1,38 @@
-"""The command line as a user meets it: real subprocesses, exit codes, messages."""
+"""The command line as a user meets it: exit codes, messages, what is written. One test runs
+the real `python -m harness` entry point in a subprocess; the rest call `cli.main` in-process
+(the same parsing and dispatch, without a Python and torch start-up each)."""
 import json
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 
-
-def harness(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True,
-                          cwd=cwd, timeout=600)
+from harness import cli
 
 
-def test_list_commands_name_the_registries():
+@pytest.fixture
+def harness(capsys, monkeypatch):
+    def run(*args, cwd=None):
+        if cwd is not None:
+            monkeypatch.chdir(cwd)
+        capsys.readouterr()
+        code = cli.main(list(args))
+        out = capsys.readouterr()
+        return SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err)
+    return run
+
+
+def test_the_entry_point_runs_as_a_user_types_it():
+    out = subprocess.run([sys.executable, "-m", "harness", "list", "datasets"], capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0 and "ring8" in out.stdout
+    out = subprocess.run([sys.executable, "-m", "harness", "train", "no-such.yaml"], capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 2 and "error: experiment:" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_list_commands_name_the_registries(harness):
     out = harness("list", "objectives")
     assert out.returncode == 0
     for name in ("gan", "gan-minimax", "wgan-clip", "wgan-gp", "sngan", "lsgan", "fgan-js"):
@@ -22,7 +43,7 @@ def test_list_commands_name_the_registries():
     assert "resnet101" in harness("list", "presets").stdout
 
 
-def test_space_prints_one_json_line_per_architecture():
+def test_space_prints_one_json_line_per_architecture(harness):
     out = harness("space", "--sample", "4", "--seed", "1")
     rows = [json.loads(line) for line in out.stdout.splitlines()]
     assert len(rows) == 4 and len({r["id"] for r in rows}) == 4
@@ -38,7 +59,7 @@ def test_space_prints_one_json_line_per_architecture():
     ("dataset: svhn\n", "dataset"),
     ("dataset: ring8\nspace: [\n", "experiment"),
 ])
-def test_bad_experiment_exits_2_naming_the_field(tmp_path, yaml_text, field):
+def test_bad_experiment_exits_2_naming_the_field(harness, tmp_path, yaml_text, field):
     exp = tmp_path / "bad.yaml"
     exp.write_text(yaml_text)
     samples = tmp_path / "samples.png"   # what a good file would write (see the test below)
@@ -48,7 +69,7 @@ def test_bad_experiment_exits_2_naming_the_field(tmp_path, yaml_text, field):
     assert list(tmp_path.iterdir()) == [exp]  # nothing written
 
 
-def test_a_good_file_trains_and_writes_its_samples(tmp_path):
+def test_a_good_file_trains_and_writes_its_samples(harness, tmp_path):
     exp = tmp_path / "ok.yaml"
     exp.write_text("dataset: ring8\nobjectives: [gan]\nbudget: {iterations: 3, batch_size: 16}\n"
                    "eval: {n_samples: 100}\n")
@@ -60,7 +81,7 @@ def test_a_good_file_trains_and_writes_its_samples(tmp_path):
     assert samples.read_bytes()[:4] == b"\x89PNG"
 
 
-def test_unknown_names_on_the_command_line_exit_2(tmp_path):
+def test_unknown_names_on_the_command_line_exit_2(harness, tmp_path):
     exp = tmp_path / "ok.yaml"
     exp.write_text("dataset: ring8\nbudget: {iterations: 2}\n")
     out = harness("train", str(exp), "--objective", "wgan-lp")
@@ -69,3 +90,14 @@ def test_unknown_names_on_the_command_line_exit_2(tmp_path):
     assert out.returncode == 2 and "no architecture" in out.stderr
     out = harness("evaluator", "check", "mnist")
     assert out.returncode == 2 and "no shipped classifier" in out.stderr
+
+
+@pytest.mark.parametrize("flags,field", [(["--device", "gpu"], "train.device"),
+                                         (["--iterations", "0"], "budget.iterations"),
+                                         (["--iterations", str(10**13)], "budget.iterations")])
+def test_command_line_overrides_are_checked_like_the_files_own_values(harness, tmp_path, flags, field):
+    exp = tmp_path / "ok.yaml"
+    exp.write_text("dataset: ring8\nbudget: {iterations: 2}\n")
+    out = harness("train", str(exp), *flags, cwd=tmp_path)
+    assert out.returncode == 2 and f"error: {field}:" in out.stderr
+    assert list(tmp_path.iterdir()) == [exp]
