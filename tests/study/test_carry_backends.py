@@ -1,9 +1,13 @@
-"""A real sweep (the committed Fashion-MNIST store) moved onto a team's tracking store and back
-through MLflow's client API: a `mlflow server` on loopback, and PostgreSQL when its binaries
-are installed. `harness report` rebuilt on each side gives the same report.md and the same
-trials.csv, whose run ids are the one thing a copy renews (MLflow picks them), mapped through
-the copy's id map. The in-process twin (two sqlite files, a small sweep) is
-test_carry.py::test_a_copy_between_two_sqlite_stores_keeps_every_run_whole."""
+"""A sweep moved onto a team's tracking store and back through MLflow's client API: a `mlflow
+server` on loopback, and PostgreSQL when its binaries are installed. `harness report` rebuilt on
+each side gives the same report.md and the same trials.csv, whose run ids are the one thing a
+copy renews (MLflow picks them), mapped through the copy's id map.
+
+The sweep is small and written by the store's own code (8 finished trials of two objectives
+with their metric curves and samples, one retried with its first attempt in the trash, one
+cut off after a checkpoint): the committed Fashion-MNIST store (75,000 metric points) took
+minutes through the server and checked nothing more. The in-process twin (two sqlite files)
+is test_carry.py::test_a_copy_between_two_sqlite_stores_keeps_every_run_whole."""
 from __future__ import annotations
 
 import csv
@@ -20,14 +24,14 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import REPO, free_port, kill_session
+from carry_sweeps import made_store, make_sweep
+from conftest import free_port, kill_session
 
 from harness.cli import main
 from harness.study import carry
 
 pytestmark = pytest.mark.slow
-COMMITTED = REPO / "results" / "robustness-fmnist-cpu" / "store"
-NAME = "robustness-fmnist-cpu"
+NAME = "team"
 
 
 def report(root: Path, uri: str, label: str, monkeypatch) -> Path:
@@ -48,18 +52,37 @@ def rows(folder: Path, ids: dict[str, str] | None = None) -> list[list[str]]:
     return table
 
 
+def small_sweep(root: Path) -> None:
+    """carry_sweeps.make_sweep's retried and cut-off trials, and 8 more finished ones."""
+    from harness.config import from_dict
+    from harness.record import TrialRecord
+    from harness.study import store
+    from harness.trial import trials_of
+    make_sweep(root, NAME)
+    client = store.get_client()
+    exp_id = store.open_experiment(client, NAME)
+    pid = store.parents(client, exp_id)[0].info.run_id
+    runs = store.ChildRuns(client, exp_id, pid, NAME, "1/1")
+    exp = from_dict({"name": NAME, "dataset": "ring8", "objectives": ["gan", "wgan-gp"], "seeds": [1, 2],
+                     "space": {"n": 2, "seed": 0}})
+    for i, t in enumerate(trials_of(exp)):
+        runs.start(t.id, t.params())
+        runs.log(t.id, [(step, {"loss_d": 1.0 / step, "modes_covered": float(i % 9)}) for step in (5, 10)])
+        runs.finish(TrialRecord(t.id, t.arch.id, t.objective, t.seed, status="ok" if i % 3 else "collapsed",
+                                headline="modes_covered", metrics={"modes_covered": float(i % 9), "hq_share": i / 10},
+                                iterations=10, wall_time_s=3.0 + i, train_time_s=2.0, eval_time_s=0.5,
+                                its_per_s=5.0, params=t.params()), samples_png=b"\x89PNG fake")
+
+
 @pytest.fixture(scope="module")
 def source(tmp_path_factory):
-    """The committed study imported into a local sqlite store, and its report."""
-    if not (COMMITTED / "manifest.json").is_file():
-        pytest.skip(f"no committed store at {COMMITTED}")
+    """The small sweep in a local sqlite store, and its report."""
     root = tmp_path_factory.mktemp("source")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
-        uri = f"sqlite:///{root / 'mlflow.db'}"
+        uri = made_store(root / "mlflow.db")
         mp.setenv("MLFLOW_TRACKING_URI", uri)
-        done = carry.import_store(COMMITTED)
-        assert done["runs"] > 90 and done["trashed"] > 0
+        small_sweep(root)
         return {"root": root, "uri": uri, "report": report(root, uri, "source", mp)}
 
 
@@ -76,7 +99,7 @@ def round_trip(source, team_uri: str, tmp: Path, monkeypatch) -> None:
     back = report(tmp, back_uri, "back", monkeypatch)
     assert (back / "report.md").read_text() == (source["report"] / "report.md").read_text()
     assert rows(back) == rows(source["report"], {old: down["ids"][new] for old, new in up["ids"].items()})
-    assert (up["runs"], up["trashed"]) == (down["runs"], down["trashed"])
+    assert (up["runs"], up["trashed"]) == (down["runs"], down["trashed"]) and up["trashed"] >= 1 and up["runs"] >= 11
 
 
 def wait_http(url: str, proc: subprocess.Popen, timeout: float = 300) -> None:
