@@ -112,13 +112,13 @@ def _validate_training(e: Experiment) -> None:
 def _validate_conditional(e: Experiment) -> None:
     """Labels, an evaluator with label metrics, and only the remedies that act on x alone."""
     from .data import get_dataset_spec
-    from .evaluate import LABEL_METRICS, default_evaluator_for
+    from .evaluate import LABEL_METRICS, resolve_evaluator
     from .remedies import parse_method
     if not e.conditional:
         return
     if get_dataset_spec(e.dataset).num_classes < 2:
         raise ConfigError("conditional", f"dataset {e.dataset!r} has no labels to condition on")
-    evaluator = default_evaluator_for(e.dataset) if e.eval.evaluator == "auto" else e.eval.evaluator
+    evaluator = resolve_evaluator(e.eval.evaluator, e.dataset)
     if evaluator not in LABEL_METRICS:
         raise ConfigError("conditional", f"evaluator {evaluator!r} has no conditional metrics (its classes are not "
                                          f"the dataset's); conditional runs need one of {sorted(LABEL_METRICS)}")

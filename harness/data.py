@@ -161,6 +161,14 @@ def load_images(name: str, split: str = "train", root=None, path=None, limit: in
     return x.contiguous(), y.to(torch.int64)
 
 
+def real_subset(x: Tensor, n: int) -> Tensor:
+    """The evaluation's real side: n images drawn by a fixed seed, kept in file order (not the
+    first n: a user's files may be sorted by class). The evaluator's real features and the real
+    data's own score (relative thresholds) read this same subset."""
+    idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[:n]
+    return x[idx.sort().values]
+
+
 def as_images(x, spec: DatasetSpec) -> Tensor:
     """A loader's images in the harness's form, uint8 N x C x 32 x 32: N x H x W and
     N x H x W x C are reordered, 28 x 28 is zero-padded by 2 pixels on each side (as MNIST

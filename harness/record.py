@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,3 +132,9 @@ _TYPES = {"int": int, "float": float, "str": str}
 def typed(text: str, annotation: str):
     """A tag's text as its field's type ('int', 'int | None', 'str | None', ...)."""
     return _TYPES[annotation.split("|")[0].strip()](text)
+
+
+def file_stem(trial_id: str) -> str:
+    """A trial id as a file or folder name (Tune's trial folder, a report's sample picture):
+    anything but letters, digits, '.', '_' and '-' becomes '_'."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", trial_id)

@@ -21,7 +21,7 @@ from .config import Experiment
 from .data import get_dataset_spec
 from .device import resolve_device, resolve_precision, use_channels_last
 from .errors import ConfigError
-from .evaluate.registry import default_evaluator_for
+from .evaluate.registry import resolve_evaluator
 from .objectives import Objective, family_of, get_objective
 from .space import Arch
 
@@ -61,7 +61,7 @@ def dataset_bytes(exp: Experiment) -> int:
 
 
 def evaluator_name(exp: Experiment) -> str:
-    return default_evaluator_for(exp.dataset) if exp.eval.evaluator == "auto" else exp.eval.evaluator
+    return resolve_evaluator(exp.eval.evaluator, exp.dataset)
 
 
 # (evaluator, dataset, n_samples, real split, weights, data root/path, conditional) -> the
@@ -139,7 +139,7 @@ def real_data_score(exp: Experiment) -> float:
     count, its real split (a seeded subset; for the mixtures, exact samples). What relative
     thresholds are fractions of (the shipped classifier's IS of real Fashion-MNIST is about 8)."""
     import torch
-    from .data import load_images, sample_mixture, to_unit_range
+    from .data import load_images, real_subset, sample_mixture, to_unit_range
     evaluator = make_evaluator(exp)
     if exp.conditional:   # real data asks for no label: the wrapped evaluator (config.py refuses label metrics)
         evaluator = evaluator.base
@@ -148,7 +148,7 @@ def real_data_score(exp: Experiment) -> float:
         sample = lambda n: sample_mixture(exp.dataset, n, g)   # noqa: E731
     else:
         x, _ = load_images(exp.dataset, exp.eval.real_split, root=exp.data.root, path=exp.data.path)
-        x = x[torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[: exp.eval.n_samples]]
+        x = real_subset(x, exp.eval.n_samples)      # the evaluator's own real side
         offset = [0]
 
         def sample(n):

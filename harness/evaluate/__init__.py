@@ -11,6 +11,7 @@ from harness.evaluate.registry import (
     EvaluatorUnavailable,
     UnknownEvaluator,
     default_evaluator_for,
+    resolve_evaluator,
     make_evaluator,
     register_evaluator,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "count_tag",
     "default_cache_dir",
     "default_evaluator_for",
+    "resolve_evaluator",
     "make_evaluator",
     "register_evaluator",
     "train_classifier",

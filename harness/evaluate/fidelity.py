@@ -43,7 +43,7 @@ from torch_fidelity.metric_kid import kid_features_to_metric
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 from torch_fidelity.utils import get_featuresdict_from_dataset
 
-from harness.data import get_dataset_spec, load_images, to_uint8
+from harness.data import get_dataset_spec, load_images, real_subset, to_uint8
 from harness.errors import EvaluatorUnavailable
 from harness.evaluate.base import Evaluator, SampleFn, count_tag, default_cache_dir, draw_samples
 from harness.evaluate.metrics import HIGHER, LOWER, register_metric
@@ -278,9 +278,7 @@ class FidelityEvaluator(Evaluator):
 
     def _load_real(self) -> UInt8Dataset:
         x, _ = load_images(self.dataset, self.real_split, root=self.data_root, path=self.data_path)
-        # a seeded subset, not the first n: user-supplied files may be sorted by class
-        idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[: self.n_samples]
-        return UInt8Dataset(x[idx.sort().values], rgb=self.ext.rgb)
+        return UInt8Dataset(real_subset(x, self.n_samples), rgb=self.ext.rgb)
 
     @property
     def cache_file(self) -> Path:

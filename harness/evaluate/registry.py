@@ -34,6 +34,11 @@ def default_evaluator_for(dataset: str) -> str:
     return "fmnist-classifier" if dataset in CLASSIFIER_DATASETS else "inception"
 
 
+def resolve_evaluator(evaluator: str, dataset: str) -> str:
+    """An experiment's eval.evaluator with `auto` resolved (validation, the trial and the dry run read this)."""
+    return default_evaluator_for(dataset) if evaluator == "auto" else evaluator
+
+
 @dataclass(frozen=True)
 class EvaluatorOptions:
     """What every evaluator's constructor gets: one signature for all, built-in or a plugin's."""

@@ -9,12 +9,12 @@ of the k-NN manifold metrics (`family="prdc"`, `group`), and which side of each 
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pandas as pd
 
 from ...evaluate import metrics
+from ...record import file_stem
 from .. import floors as floors_mod, results, scores
 from ..learning_curves import curve_table, final_gains, settled_sentence
 from ..mode_tables import METRICS as MODE_METRICS, mode_curves, mode_table
@@ -250,7 +250,7 @@ def sample_grids(client, df: pd.DataFrame, objectives, out: Path, lower: bool = 
                 path = Path(client.download_artifacts(row["run_id"], "samples.png", str(out)))
             except Exception:  # noqa: BLE001 - a trial without samples (diverged) has no grid
                 continue
-            target = out / (re.sub(r"[^A-Za-z0-9._-]", "_", row["trial_id"]) + ".png")
+            target = out / (file_stem(row["trial_id"]) + ".png")
             path.replace(target)
             picked.append((f"samples/{target.name}",
                            f"{obj}, {label}: {row['trial_id']} ({row['headline']} {row['score']:.3g}, {row['status']})"))

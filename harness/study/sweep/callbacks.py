@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import re
 import sys
 import time
 from pathlib import Path
 
 from ray import tune
 
-from ...record import FAILED, OUTCOMES, TrialRecord
+from ...record import FAILED, OUTCOMES, TrialRecord, file_stem
 from ...trial import Trial
 from ..store import RUNNING, SWEEP_CLOCK_S, ChildRuns, log_params
 from .worker import checkpoint_uri
@@ -35,7 +34,7 @@ def trial_id_of(rtrial) -> str:
 
 def trial_dirname_of(rtrial) -> str:
     """The trial id as a folder name: a method's '+' and ':' (gan+pack:4) become '_'."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", trial_id_of(rtrial))
+    return file_stem(trial_id_of(rtrial))
 
 
 def error_text(rtrial) -> str:
