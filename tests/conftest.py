@@ -203,3 +203,15 @@ def stand_in_floors(monkeypatch):
     monkeypatch.setattr(floors, "_evaluate_data", floor_stand_in)
     yield
     floors.estimator_floors.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def forget_plugins():
+    """Plugins a test loads (an experiment's `plugins:`, loaded in-process) are forgotten after
+    it, their registry entries included, so no test sees another's names (a `ragan` objective
+    or an `r2` penalty left behind by a test that loaded examples/)."""
+    from harness import plugins
+    before = set(plugins.LOADED)
+    yield
+    for name in set(plugins.LOADED) - before:
+        plugins.unload(name)

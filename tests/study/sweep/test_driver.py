@@ -278,7 +278,7 @@ def test_raising_trial_is_retried_then_failed_and_absurd_lr_diverges(project, wr
     df = _trials_frame("failures").set_index("objective")
     assert df.loc["gan", "status"] == "diverged" and df.loc["gan", "run_status"] == "FINISHED"
     assert df.loc["wgan-gp", "status"] == "failed" and df.loc["wgan-gp", "run_status"] == "FAILED"
-    assert df.loc["wgan-gp", "attempt"] == "2"                      # retried once (max_failures 1)
+    assert df.loc["wgan-gp", "attempt"] == 2                      # retried once (max_failures 1)
     assert df.loc["wgan-gp", "error"] and "Error" in df.loc["wgan-gp", "error"]
     runs = _all_runs("failures")
     assert all(r.info.status != "RUNNING" for r in runs)
@@ -482,7 +482,7 @@ def test_a_trial_retried_by_tune_continues_from_its_checkpoint(project, write_ex
     assert r.returncode == 0, r.stderr
     assert gate.exists(), "the first attempt crashed"
     row = _trials_frame("retried").set_index("trial_id").loc[trial.id]
-    assert row["status"] != "failed" and row["attempt"] == "2" and int(row["resumed_from"]) == 40
+    assert row["status"] != "failed" and row["attempt"] == 2 and int(row["resumed_from"]) == 40
     assert "test crash after a checkpoint" in _client().get_run(row["run_id"]).data.tags["previous_error"]
     assert not list(project.glob(".ray_results/**/checkpoint_*")), "removed once the retry finished"
 
