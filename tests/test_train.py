@@ -36,10 +36,11 @@ NOT_LEARNING_ON_A_CPU_BUDGET = {"fgan-kl", "fgan-pearson"}
 TOY_INIT = "pytorch"
 
 
-def toy_trial(objective, iterations, seed=0, overrides=TOY_OVERRIDES, every=0, batch=128):
+def toy_trial(objective, iterations, seed=0, overrides=TOY_OVERRIDES, every=0, batch=128, n_samples=2500):
+    """A ring8 trial; the plumbing tests evaluate 500 samples, the learning tests 2,500."""
     e = from_dict({"dataset": "ring8", "objectives": [objective], "seeds": [seed],
                    "budget": {"iterations": iterations, "batch_size": batch},
-                   "eval": {"n_samples": 2500, "every": every},
+                   "eval": {"n_samples": n_samples, "every": every},
                    "objective_overrides": {objective: dict(overrides)},
                    "train": {"threads": 1, "init": TOY_INIT}})
     return Trial(e, TOY_ARCH, objective, seed)
@@ -52,6 +53,7 @@ def untrained_hq():
     return max(shares)
 
 
+@pytest.mark.slow    # learning: 1,000 iterations; the one-step twin is tests/objectives/
 def test_wgan_gp_covers_the_ring(untrained_hq):
     trial = toy_trial("wgan-gp", 1000, overrides={"lr_g": 2e-3, "lr_d": 2e-3, "beta1": 0.5, "lr_decay": "linear"})
     result = run_trial(trial)
@@ -69,6 +71,7 @@ def uniform_hq():
     return toy2d_metrics(uniform, centers, std)["hq_share"]
 
 
+@pytest.mark.slow    # learning: 1,500 iterations each; the one-step twin is tests/objectives/
 @pytest.mark.parametrize("objective", sorted(set(OBJECTIVES) - {"wgan-gp"} - NOT_LEARNING_ON_A_CPU_BUDGET))
 def test_every_objective_learns_something(objective, untrained_hq, uniform_hq):
     result = run_trial(toy_trial(objective, 1500, overrides=LEARNING_OVERRIDES[objective]))
@@ -78,16 +81,16 @@ def test_every_objective_learns_something(objective, untrained_hq, uniform_hq):
 
 
 def test_same_seed_same_metrics_on_cpu():
-    a = run_trial(toy_trial("wgan-gp", 20, every=10))
-    b = run_trial(toy_trial("wgan-gp", 20, every=10))
+    a = run_trial(toy_trial("wgan-gp", 20, every=10, n_samples=500))
+    b = run_trial(toy_trial("wgan-gp", 20, every=10, n_samples=500))
     same = lambda x, y: json.dumps(x.history) == json.dumps(y.history)   # noqa: E731 - NaN-aware
     assert same(a, b) and len(a.history) == 2
-    c = run_trial(toy_trial("wgan-gp", 20, seed=1, every=10))
+    c = run_trial(toy_trial("wgan-gp", 20, seed=1, every=10, n_samples=500))
     assert not same(c, a)
 
 
 def test_absurd_learning_rate_diverges_and_keeps_what_it_had():
-    result = run_trial(toy_trial("gan", 200, overrides={"lr_g": 1e6, "lr_d": 1e6}, every=1))
+    result = run_trial(toy_trial("gan", 200, overrides={"lr_g": 1e6, "lr_d": 1e6}, every=1, n_samples=500))
     assert result.status == "diverged"
     assert "non-finite" in result.error
     assert result.iterations < 200
@@ -95,7 +98,7 @@ def test_absurd_learning_rate_diverges_and_keeps_what_it_had():
 
 def test_metrics_are_reported_through_the_callback():
     seen = []
-    result = run_trial(toy_trial("sngan", 40, every=20), on_metrics=lambda step, m: seen.append((step, m)))
+    result = run_trial(toy_trial("sngan", 40, every=20, n_samples=500), on_metrics=lambda step, m: seen.append((step, m)))
     steps = [s for s, m in seen if "hq_share" in m]
     assert steps == [20, 40]
     losses = [m for s, m in seen if "loss_d" in m]
@@ -116,8 +119,8 @@ def test_random_streams_are_separate_and_evaluating_more_often_changes_nothing()
     from harness.train import stream_seeds
     s0 = stream_seeds(0)
     assert len(set(s0.values())) == 3 and s0 == stream_seeds(0) and s0 != stream_seeds(1)
-    once = run_trial(toy_trial("wgan-gp", 20, every=0))
-    often = run_trial(toy_trial("wgan-gp", 20, every=5))
+    once = run_trial(toy_trial("wgan-gp", 20, every=0, n_samples=500))
+    often = run_trial(toy_trial("wgan-gp", 20, every=5, n_samples=500))
     assert len(often.history) == 4 and json.dumps(once.metrics) == json.dumps(often.metrics)
 
 
@@ -165,8 +168,8 @@ def test_a_batch_norm_d_has_no_gap():
 
 def test_measuring_d_changes_no_training():
     """The critic runs D in eval mode without gradients: a trial evaluated often trains the same."""
-    once = run_trial(toy_trial("gan", 20))
-    often = run_trial(toy_trial("gan", 20, every=5))
+    once = run_trial(toy_trial("gan", 20, n_samples=500))
+    often = run_trial(toy_trial("gan", 20, every=5, n_samples=500))
     assert json.dumps(once.metrics) == json.dumps(often.metrics)
 
 
