@@ -36,12 +36,16 @@ data:
 		echo "no usable apt: torchvision will download Fashion-MNIST on first use"; \
 	fi
 
-# Fast tier for every change; test-all is what CI runs (.ci/run).
+# Fast tier for every change, on 2 worker processes (pytest-xdist); test-all is what CI runs
+# (.ci/run): the fast tier the same way, then the slow tier (real Ray sweeps, kill / resume,
+# servers, a browser) one test at a time, as their timing checks expect.
+FAST := -m "not slow and not browser"
 test: install
-	$(BIN)/python -m pytest -m "not slow and not browser" --durations=15
+	$(BIN)/python -m pytest $(FAST) -n 2 --durations=15
 
 test-all: install
-	$(BIN)/python -m pytest --durations=25
+	$(BIN)/python -m pytest $(FAST) -n 2 --durations=15
+	$(BIN)/python -m pytest -m "slow or browser" --durations=25
 
 sweep: install
 	$(BIN)/python -m harness sweep $(EXP) $(ARGS)
