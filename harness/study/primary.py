@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UsageError
+from ..evaluate import metrics
 from . import results, scores
 from .intervals import rate_difference_interval
 
@@ -61,7 +62,10 @@ class Primary:
                 "difference for the first two objectives it lists")
 
     def measure(self, metric: str) -> str:
-        return f"{metric} (no threshold)" if self.threshold is None else f"success at {metric} > {self.threshold:.4g}"
+        """What is compared, in words: the score, or success on the metric's better side of the threshold."""
+        if self.threshold is None:
+            return f"{metric} (no threshold)"
+        return f"success at {metric} {'<' if metrics.lower_is_better(metric) else '>'} {self.threshold:.4g}"
 
 
 def resolve(exp: dict, thresholds: list[float]) -> Primary | None:

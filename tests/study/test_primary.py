@@ -111,3 +111,11 @@ def test_the_report_shows_the_primary_comparison_first():
     md = doc.markdown()
     assert md.startswith("### Primary comparison") and "a finding (p < 0.05)" in md
     assert "| gan | wgan-gp | score | 7 | 7 architectures | -4 | [" in md
+
+
+def test_the_measure_says_which_side_of_the_threshold_succeeds():
+    from harness.study.primary import Primary
+    at = Primary([("gan", "wgan-gp")], 0.5, 0.5, named=True)
+    assert at.measure("modes_covered") == "success at modes_covered > 0.5"
+    assert at.measure("w1_exact_2k") == "success at w1_exact_2k < 0.5"      # lower is better (evaluate/metrics.py)
+    assert Primary([("gan", "wgan-gp")], None, None, named=False).measure("w1_exact_2k") == "w1_exact_2k (no threshold)"
