@@ -215,3 +215,24 @@ def forget_plugins():
     yield
     for name in set(plugins.LOADED) - before:
         plugins.unload(name)
+
+
+def _worker_threads() -> int:
+    """Torch threads per test process: under pytest-xdist (make test) the cores are shared
+    out among the workers, so 2 workers on 2 cores run 1 thread each instead of 4 threads
+    fighting for 2 cores; alone, torch's own default."""
+    import torch
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 0)
+    return max(1, (os.cpu_count() or 1) // workers) if workers else torch.get_num_threads()
+
+
+@pytest.fixture(autouse=True)
+def torch_threads():
+    """Each test starts with its process's thread count, whatever an earlier test set (a
+    trial's train.threads sets torch's count for the whole process)."""
+    import torch
+    torch.set_num_threads(THREADS)
+    yield
+
+
+THREADS = _worker_threads()
