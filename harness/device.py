@@ -2,6 +2,8 @@
 how often losses are read back. Decided here once, from `train.*` settings and the machine."""
 from __future__ import annotations
 
+import contextlib
+
 import os
 
 import torch
@@ -50,3 +52,15 @@ def use_channels_last(device: torch.device, image: bool, amp_dtype: torch.dtype 
 def resolve_check_every(value: int, device: torch.device) -> int:
     """Loss read-back period: every step on CPU (free), every 25 on CUDA (a sync costs a step)."""
     return value or (1 if device.type == "cpu" else 25)
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """torch's intra-op thread count set to n for the block, and given back after it
+    (a one-thread measurement must not leave its process on one thread)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -24,7 +24,7 @@ import contextlib
 
 import torch
 
-from ..device import native_bf16_cpu
+from ..device import native_bf16_cpu, torch_threads
 from .cpu_speed import ARCH, BATCH
 from .plan import bench_arch
 from .runners import HarnessRunner, ReferenceRunner
@@ -97,9 +97,7 @@ def measure_levers(images, log, objectives=("gan", "wgan-gp"), seconds_per_block
     import time
 
     from .cpu_speed import rates
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         arch, dev = bench_arch(*ARCH), torch.device("cpu")
         out = {"rounds": rounds, "objectives": {}}
         for obj in objectives:
@@ -127,8 +125,6 @@ def measure_levers(images, log, objectives=("gan", "wgan-gp"), seconds_per_block
             out["objectives"][obj] = {"baseline_precision": base.precision + (
                 "+channels_last" if base.session.data.channels_last else ""), "iterations": n, "levers": rows}
         return out
-    finally:
-        torch.set_num_threads(threads)
 
 
 def levers_markdown(r: dict) -> list[str]:

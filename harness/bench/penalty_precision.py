@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ..config import from_dict, load_experiment
+from ..device import torch_threads
 from ..objectives import get_objective
 from ..penalties import input_gradient, penalty_autocast
 from ..space import Arch
@@ -100,17 +101,13 @@ def trained_comparison(log, seeds=(0, 1, 2), iterations: int = 1000, arch_index:
 
 
 def measure_penalty_precision(log, seeds=(0, 1, 2), iterations: int = 1000) -> dict:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         numeric = [gradient_norm_error(Arch(depth_g=d, depth_d=d, filters_g=32, filters_d=32), obj)
                    for d in (4, 8) for obj in ("wgan-gp", "gan+r1:10")]
         for x in numeric:
             log(f"depth {x['depth']} {x['objective']}: |grad| rel. error max {x['max_rel_error']:.4f}, "
                 f"mean {x['mean_rel_error']:.4f}; weight-gradient cosine {x['weight_grad_cosine']:.5f}")
         return {"numeric": numeric, "trained": trained_comparison(log, seeds, iterations)}
-    finally:
-        torch.set_num_threads(threads)
 
 
 def penalty_precision_markdown(r: dict) -> list[str]:

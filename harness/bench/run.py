@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from .. import provenance
+from ..device import torch_threads
 from ..errors import UsageError
 from .cpu_speed import measure_cpu_speed
 from .figures import classifier_weights, measure_compile, measure_eval_cost, measure_trial_overhead
@@ -200,12 +201,8 @@ def measure_profile_and_levers(log) -> dict:
     from .cpu_speed import matmul_gflops
     from .levers import measure_levers
     from .profile import measure_profile
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         peak = {"fp32": matmul_gflops(torch.float32), "bf16": matmul_gflops(torch.bfloat16, seconds=0.5)}
-    finally:
-        torch.set_num_threads(threads)
     images = resident_images(torch.device("cpu"))
     profile = measure_profile(images, log, unit_speedup=peak["bf16"] / peak["fp32"], fp32_matmul_gflops=peak["fp32"])
     return {"matmul_gflops": peak, "profile": profile, "levers": measure_levers(images, log)}

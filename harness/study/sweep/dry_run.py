@@ -44,6 +44,7 @@ import torch
 
 from ...config import Experiment
 from ...cost import evaluation_flops, evaluations_per_trial, extractor_flops, forward_flops, iteration_flops
+from ...device import torch_threads
 from ...memory import GiB, largest
 from ...train import Session
 from ...trial import Trial, data_shape, evaluator_name
@@ -76,25 +77,19 @@ def load_factor(seconds: float = 0.3) -> float:
     """How much slower the wall clock runs than one busy thread's CPU time here now (>= 1): the
     time a thread waits for a core on a shared machine. A single-thread matmul loop, timed on
     both clocks; the wall-clock measurements (evaluation, start-up) are divided by it."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         a = torch.randn(256, 256)
         w0, c0 = time.perf_counter(), time.thread_time()
         while time.perf_counter() - w0 < seconds:
             a @ a
         return max(1.0, (time.perf_counter() - w0) / max(time.thread_time() - c0, 1e-9))
-    finally:
-        torch.set_num_threads(before)
 
 
 def seconds_per_iteration(trial: Trial, threads: int, timed_seconds: float | None = None) -> float:
     """WARMUP_ITERATIONS, then the mean of at least MIN_TIMED_ITERATIONS and TIMED_SECONDS of
     iterations, on random images of the data's shape (their values do not change the time),
     on the trial's own clock (`own_clock`)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         shape = data_shape(trial.experiment)
         images = torch.randint(0, 256, (1024, *shape), dtype=torch.uint8) if len(shape) == 3 else None
         labels = torch.zeros(1024, dtype=torch.long) if images is not None else None   # conditional trials read them
@@ -110,8 +105,6 @@ def seconds_per_iteration(trial: Trial, threads: int, timed_seconds: float | Non
             n += 1
         session.losses.read()   # waits for the device
         return (clock() - own) / n
-    finally:
-        torch.set_num_threads(before)
 
 
 def seconds_per_toy_evaluation(exp: Experiment) -> float:
@@ -153,12 +146,8 @@ def trial_overheads(trial: Trial, threads: int) -> dict:
         evaluator.prepare()
     once = time.perf_counter() - t0
     load = load_factor() if own_clock(trial, threads) is time.thread_time else 1.0
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         r = run_trial(Trial(one, trial.arch, trial.objective, trial.seed), n_grid=64)
-    finally:
-        torch.set_num_threads(before)
     if r.status == FAILED:
         raise RuntimeError(f"the dry run's one-iteration trial failed: {(r.error or '').splitlines()[0]}")
     return {"evaluation_s": r.eval_time_s / load,
