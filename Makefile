@@ -36,16 +36,16 @@ data:
 		echo "no usable apt: torchvision will download Fashion-MNIST on first use"; \
 	fi
 
-# Fast tier for every change, on 2 worker processes (pytest-xdist); test-all is what CI runs
-# (.ci/run): the fast tier the same way, then the slow tier (real Ray sweeps, kill / resume,
-# servers, a browser) one test at a time, as their timing checks expect.
+# Fast tier for every change, on 2 worker processes (pytest-xdist). test-all is what CI runs
+# (.ci/run): both tiers in one run on the same 2 workers, slow tests first (tests/conftest.py
+# orders them) and handed out one at a time (--maxschedchunk 1), so the short tests fill the
+# gaps while a long sweep runs on the other worker.
 FAST := -m "not slow and not browser"
 test: install
 	$(BIN)/python -m pytest $(FAST) -n 2 --durations=15
 
 test-all: install
-	$(BIN)/python -m pytest $(FAST) -n 2 --durations=15
-	$(BIN)/python -m pytest -m "slow or browser" --durations=25
+	$(BIN)/python -m pytest -n 2 --maxschedchunk 1 --durations=25
 
 sweep: install
 	$(BIN)/python -m harness sweep $(EXP) $(ARGS)

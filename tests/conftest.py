@@ -236,3 +236,11 @@ def torch_threads():
 
 
 THREADS = _worker_threads()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Slow and browser tests first, the rest after them, each group in its collection order.
+    Why: under pytest-xdist (make test-all runs both tiers on 2 workers) the long tests then
+    start at once and the short ones fill the gaps while a sweep waits on Ray or a server,
+    instead of one long sweep starting last and running alone (longest first, roughly)."""
+    items.sort(key=lambda item: 0 if item.get_closest_marker("slow") or item.get_closest_marker("browser") else 1)

@@ -360,14 +360,14 @@ def run_sweep(experiment_path: str | Path, name: str | None = None, resume: bool
         _, parent_id = find_parent(client, sweep, shard_label, exp_dict, experiment_path, resume)
         kept = store.answered_trials(client, exp_id, parent_id) if parent_id else {}
         checkpoints = store.latest_checkpoints(client, exp_id, parent_id, kept) if parent_id else {}
-        ray = start_ray(cluster)
+        todo = [t for t in trials if t.id not in kept]
+        ray = start_ray(cluster) if todo else None   # a resume with nothing left to run starts no Ray
         stop.install()                          # ray.init installs a SIGTERM handler of its own
         stop.ray_alive = getattr(ray, "alive", lambda: True)
-        resources = ray_resources(exp, trials, cluster or ray.cluster_resources())
+        resources = ray_resources(exp, trials, cluster or ray.cluster_resources()) if todo else None
         describe_experiment(client, exp_id, exp.description)
         parent_id = open_parent(client, exp_id, parent_id, kept, sweep, shard_label, exp_dict, len(trials),
                                 str(experiment_path), real_score)
-        todo = [t for t in trials if t.id not in kept]
         resumed = f", {len(checkpoints)} from a checkpoint" if checkpoints else ""
         print(f"[{label}] {len(trials)} trials ({len(kept)} already done, {len(todo)} to run{resumed}); "
               f"MLflow {store.tracking_uri()}, experiment {sweep!r}, parent run {parent_id}", file=sys.stderr)

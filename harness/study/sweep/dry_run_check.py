@@ -43,6 +43,17 @@ def committed_studies(root: Path = Path(".")) -> list[tuple[str, Path, Path]]:
     return out
 
 
+RERUNS = Path("results") / "bench" / "reruns"   # <study>.csv: a study rerun for its timing alone (its README)
+
+
+def reruns_of(name: str, root: Path = Path(".")) -> list[tuple[str, Path]]:
+    """(label, trials.csv) of a study's timing rerun, if one is committed: the study run again
+    on one idle machine with the code of its day (results/bench/reruns/README.md says when,
+    where and why), its findings left to the study's own results."""
+    csv = root / RERUNS / f"{name}.csv"
+    return [(f"{name} (rerun)", csv)] if csv.exists() else []
+
+
 def measured_seconds(df: pd.DataFrame) -> pd.Series:
     """Each trial's own time (module docstring), indexed by trial id."""
     wall = pd.to_numeric(df["wall_time_s"], errors="coerce").fillna(0.0)
@@ -90,7 +101,7 @@ def measure_dry_run_check(log, root: Path = Path("."), only: list[str] | None = 
     """Price each committed study here and compare (module docstring); the machine's 1-minute
     load before and after each study goes with its figures."""
     from .dry_run import price
-    out = {"target": TARGET, "timed_seconds": timed_seconds, "studies": {}}
+    out = {"target": TARGET, "timed_seconds": timed_seconds, "studies": {}, "latest": {}}
     for name, path, csv in committed_studies(root):
         if only and name not in only:
             continue
@@ -98,16 +109,20 @@ def measure_dry_run_check(log, root: Path = Path("."), only: list[str] | None = 
         load_before = os.getloadavg()[0]
         priced = price(exp, trials_of(exp), exp.train.threads or exp.resources.cpus_per_trial,
                        timed_seconds=timed_seconds)
-        row = compare(priced, pd.read_csv(csv), exp.budget.iterations)
-        row.update(experiment=str(path), load_before=load_before, load_after=os.getloadavg()[0],
-                   per_method_rate={m: x["gflop_per_s"] for m, x in priced["per_method"].items()},
-                   seconds_per_evaluation=(priced["toy_evaluation_s"] if priced["toy_evaluation_s"] is not None
-                                           else priced["overheads"]["evaluation_s"]),
-                   evaluations_per_trial=priced["evaluations_per_trial"],
-                   startup_s=priced["overheads"]["startup_s"], load_factor=priced.get("load_factor", 1.0))
-        out["studies"][name] = row
-        log(f"dry-run check {name}: priced {row['priced_s'] / 3600:.2f} h, measured {row['measured_s'] / 3600:.2f} h "
-            f"of trial time: x{row['ratio']:.2f} (load {load_before:.1f} -> {row['load_after']:.1f})")
+        load_after = os.getloadavg()[0]
+        for label, measured in [(name, csv), *reruns_of(name, root)]:
+            row = compare(priced, pd.read_csv(measured), exp.budget.iterations)
+            row.update(experiment=str(path), measured=str(measured.relative_to(root)), load_before=load_before,
+                       load_after=load_after, per_method_rate={m: x["gflop_per_s"] for m, x in priced["per_method"].items()},
+                       seconds_per_evaluation=(priced["toy_evaluation_s"] if priced["toy_evaluation_s"] is not None
+                                               else priced["overheads"]["evaluation_s"]),
+                       evaluations_per_trial=priced["evaluations_per_trial"],
+                       startup_s=priced["overheads"]["startup_s"], load_factor=priced.get("load_factor", 1.0))
+            out["studies"][label] = row
+            out["latest"][name] = label
+            log(f"dry-run check {label}: priced {row['priced_s'] / 3600:.2f} h, measured "
+                f"{row['measured_s'] / 3600:.2f} h of trial time: x{row['ratio']:.2f} "
+                f"(load {load_before:.1f} -> {load_after:.1f})")
     return out
 
 
@@ -116,10 +131,10 @@ def _h(seconds: float) -> str:
 
 
 def dry_run_check_markdown(r: dict) -> list[str]:
-    n = len(r["studies"])
-    ok = sum(s["within_target"] for s in r["studies"].values())
+    latest = r.get("latest") or {name: name for name in r["studies"]}
+    n, ok = len(latest), sum(r["studies"][label]["within_target"] for label in latest.values())
     lines = ["", f"## The dry run's price against the committed studies ({ok} of {n} within "
-                 f"{100 * r['target']:.0f} %)", "",
+                 f"{100 * r['target']:.0f} % on each study's latest measured run)", "",
              "Trial time summed over each study's trials (one trial's own clock: the sweep's parallelism "
              "divides both sides alike). Priced: `sweep --dry-run`'s pricing (each method's cost line, "
              "overhead + FLOPs at a rate, from iterations timed for at least "
@@ -127,7 +142,9 @@ def dry_run_check_markdown(r: dict) -> list[str]:
              "evaluations through the evaluator; per-trial start-up), here and now, one trial at a time. Measured: "
              "results/<study>/trials.csv, each trial's wall time (a resumed trial's training and evaluation "
              "clocks where larger), two trials at a time on 2 cores when the study ran "
-             "(harness/study/sweep/dry_run_check.py).", "",
+             "(harness/study/sweep/dry_run_check.py). A row \"(rerun)\" is the same study run again on the idle "
+             "machine for its timing alone (results/bench/reruns/README.md: when, where, at which commit); the "
+             "study's findings stay those of its own results.", "",
              "Also: training only (the price's training part against the trials' training clocks) and "
              "as run (each trial priced for the iterations it ran: a diverged trial stops early, which no "
              "price foresees). The load factor is how much slower the wall clock ran than a busy thread while "

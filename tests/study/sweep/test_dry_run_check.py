@@ -69,8 +69,30 @@ def test_the_check_prices_each_study_and_writes_its_table(tmp_path, monkeypatch)
     s = r["studies"]["done"]
     assert s["ratio"] == pytest.approx(72 / 40) and not s["within_target"]
     md = "\n".join(check.dry_run_check_markdown(r))
-    assert "(0 of 1 within 30 %)" in md and "| done | 2 | 0.02 | 0.01 | 1.80 |" in md
+    assert "(0 of 1 within 30 % on each study's latest measured run)" in md and "| done | 2 | 0.02 | 0.01 | 1.80 |" in md
     assert "| done | wgan-gp | 1 | 2.00 | 0.5 |" in md
+
+
+def test_a_timing_rerun_is_compared_beside_the_study_and_counts_as_its_latest(tmp_path, monkeypatch):
+    """results/bench/reruns/<study>.csv: priced once, compared with both; the summary counts
+    each study once, by its rerun."""
+    import harness.study.sweep.dry_run as dry_run
+    rows = lambda s: [{"trial_id": t, "objective": o, "wall_time_s": s * k, "train_time_s": s * k,  # noqa: E731
+                       "eval_time_s": 0.0} for t, o, k in (("x", "gan", 1), ("y", "wgan-gp", 3))]
+    _study(tmp_path, "done", rows(20.0))                       # measured beside other jobs: 80 s
+    (tmp_path / check.RERUNS).mkdir(parents=True)
+    pd.DataFrame(rows(10.0)).to_csv(tmp_path / check.RERUNS / "done.csv", index=False)   # idle: 40 s
+    calls = []
+    monkeypatch.setattr(dry_run, "price", lambda *a, **k: calls.append(1) or _priced({"x": ("gan", 11.0),
+                                                                                      "y": ("wgan-gp", 33.0)}))
+    r = check.measure_dry_run_check(lambda m: None, root=tmp_path, timed_seconds=0.5)
+    assert len(calls) == 1 and list(r["studies"]) == ["done", "done (rerun)"] and r["latest"] == {"done": "done (rerun)"}
+    assert r["studies"]["done"]["ratio"] == pytest.approx(44 / 80) and not r["studies"]["done"]["within_target"]
+    assert r["studies"]["done (rerun)"]["ratio"] == pytest.approx(1.1) and r["studies"]["done (rerun)"]["within_target"]
+    assert r["studies"]["done (rerun)"]["measured"] == "results/bench/reruns/done.csv"
+    md = "\n".join(check.dry_run_check_markdown(r))
+    assert "(1 of 1 within 30 % on each study's latest measured run)" in md
+    assert "| done (rerun) | 2 | 0.01 | 0.01 | 1.10 |" in md
 
 
 @pytest.mark.slow   # prices a real committed study: a few seconds per method

@@ -1,4 +1,9 @@
-"""MLflow tracking end to end: a tiny Fashion-MNIST sweep into sqlite and into a real server."""
+"""MLflow tracking end to end: a tiny Fashion-MNIST sweep through Ray into a real MLflow server,
+every child run's tags, params, curves and samples and the parent's counts checked, then the
+report. The same sweep into sqlite is the store every other Ray sweep of the slow tier writes
+(tests/study/sweep/test_driver.py: a Fashion-MNIST one in the failure-policy test), and the fast
+twins check the parent's counts on sqlite (tests/study/sweep/sweep_fakes.py); a separate sqlite
+copy of this test was dropped from the slow tier (issue 27)."""
 from __future__ import annotations
 
 import os
@@ -59,16 +64,6 @@ def check_tiny_sweep(project, name, settings):
     assert len(scored) and (scored["score"] == scored[scored["headline"].iloc[0]]).all()
     md = (out / "report.md").read_text()
     assert "gan vs wgan-gp" in md and "only wgan-gp" in md and "![" in md
-
-
-@pytest.mark.slow   # a real Ray sweep (~3 min on 2 loaded cores); the fast twins: tests/study/sweep/sweep_fakes.py
-def test_tiny_sweep_to_sqlite_and_report(project, write_experiment, tiny_fmnist):
-    path = write_experiment("tiny", **tiny_fmnist)
-    r = run_harness("sweep", path)
-    assert r.returncode == 0, r.stderr
-    assert "4/4 done" in r.stderr and "Traceback" not in r.stderr
-    assert (project / "mlflow.db").is_file()
-    check_tiny_sweep(project, "tiny", tiny_fmnist)
 
 
 @pytest.fixture
