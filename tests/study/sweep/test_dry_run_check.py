@@ -104,6 +104,9 @@ def test_the_check_runs_on_a_committed_study():
     assert s["trials"] == s["trials_priced"] == 9 and s["priced_s"] > 0 and s["measured_s"] > 0
     assert set(s["per_method"]) == {"gan", "wgan-gp", "sngan"}
     assert s["evaluations_per_trial"] >= 1 and s["seconds_per_evaluation"] > 0
+    rerun = r["studies"]["conditional-ring8 (rerun)"]                # results/bench/reruns/conditional-ring8.csv
+    assert rerun["priced_s"] == s["priced_s"] and rerun["trials"] == 9 and rerun["measured_s"] != s["measured_s"]
+    assert r["latest"] == {"conditional-ring8": "conditional-ring8 (rerun)"}
 
 
 def test_as_run_prices_a_diverged_trial_for_the_iterations_it_ran():
