@@ -7,6 +7,7 @@ put it behind an authenticating proxy or use MLflow's basic-auth app (docs/team.
 """
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -15,6 +16,17 @@ import tempfile
 from pathlib import Path
 
 from .store import tracking_uri
+
+# MLflow 3's server starts a job runner for its GenAI features (prompt optimisation, scorers,
+# trace roll-ups): about nine Python processes polling the store, busy even with no job, which
+# a study's UI never uses. Off unless the environment says otherwise.
+SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+
+
+def server_env(environ=None) -> dict[str, str]:
+    """The environment for `mlflow server`: SERVER_ENV's defaults under the caller's own."""
+    environ = os.environ if environ is None else environ
+    return {**SERVER_ENV, **environ}
 
 
 def study_urls(base: str) -> list[tuple[str, str]]:
@@ -65,6 +77,6 @@ def launch_ui(host: str = "127.0.0.1", port: int = 5000, read_only: bool = False
         for name, url in study_urls(f"http://{host}:{port}"):
             print(f"  {name}: {url}", file=sys.stderr)
         try:
-            return subprocess.call(cmd)
+            return subprocess.call(cmd, env=server_env())
         except KeyboardInterrupt:
             return 0

@@ -29,6 +29,7 @@ from conftest import free_port, kill_session
 
 from harness.cli import main
 from harness.study import carry
+from harness.study.ui import server_env
 
 pytestmark = pytest.mark.slow
 NAME = "team"
@@ -123,7 +124,8 @@ def test_a_sweep_goes_to_an_mlflow_server_and_back_unchanged(source, tmp_path, m
     proc = subprocess.Popen([str(mlflow), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
                              "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
                              "--artifacts-destination", str(tmp_path / "server-artifacts")],
-                            cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                            cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                            env=server_env())
     try:
         wait_http(f"http://127.0.0.1:{port}/health", proc)
         round_trip(source, f"http://127.0.0.1:{port}", tmp_path, monkeypatch)

@@ -34,3 +34,19 @@ def test_study_urls_list_only_sweeps_with_the_study_view(project):
     urls = dict(study_urls("http://127.0.0.1:5000"))
     assert list(urls) == ["withparent"]
     assert "viewStateShareKey=harness-study" in urls["withparent"] and "workflowType=machine_learning" in urls["withparent"]
+
+
+def test_the_ui_starts_mlflow_without_its_job_runner_unless_asked(project, monkeypatch):
+    """MLflow 3's job runner (about nine polling processes) is off for `harness ui`; a user who
+    sets MLFLOW_SERVER_ENABLE_JOB_EXECUTION keeps their value."""
+    from harness.study import ui
+    seen = []
+    monkeypatch.setattr(ui.subprocess, "call", lambda cmd, env: seen.append((cmd, env)) or 0)
+    monkeypatch.delenv("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", raising=False)
+    assert ui.launch_ui(port=5999) == 0
+    [(cmd, env)] = seen
+    assert cmd[-7:] == ["server", "--backend-store-uri", store.tracking_uri(), "--host", "127.0.0.1", "--port", "5999"]
+    assert env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false" and env["MLFLOW_TRACKING_URI"] == store.tracking_uri()
+    monkeypatch.setenv("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "true")
+    assert ui.launch_ui(port=5999) == 0
+    assert seen[-1][1]["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "true"

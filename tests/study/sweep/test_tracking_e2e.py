@@ -19,6 +19,7 @@ from conftest import free_port, kill_session, run_harness
 
 from harness.config import from_dict
 from harness.study import store
+from harness.study.ui import server_env
 from harness.trial import trials_of
 
 
@@ -75,7 +76,7 @@ def mlflow_server(tmp_path):
         [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
          "--artifacts-destination", str(tmp_path / "server-artifacts"), "--host", "127.0.0.1",
          "--port", str(port), "--workers", "1"],
-        stdout=log, stderr=log, start_new_session=True)
+        stdout=log, stderr=log, start_new_session=True, env=server_env())
     url = f"http://127.0.0.1:{port}"
     try:
         start = time.time()
