@@ -3,7 +3,6 @@ how often losses are read back. Decided here once, from `train.*` settings and t
 from __future__ import annotations
 
 import contextlib
-
 import os
 
 import torch

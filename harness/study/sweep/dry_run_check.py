@@ -110,16 +110,17 @@ def measure_dry_run_check(log, root: Path = Path("."), only: list[str] | None = 
         priced = price(exp, trials_of(exp), exp.train.threads or exp.resources.cpus_per_trial,
                        timed_seconds=timed_seconds)
         load_after = os.getloadavg()[0]
+        the_price = dict(experiment=str(path), load_before=load_before, load_after=load_after,
+                         per_method_rate={m: x["gflop_per_s"] for m, x in priced["per_method"].items()},
+                         seconds_per_evaluation=(priced["toy_evaluation_s"] if priced["toy_evaluation_s"] is not None
+                                                 else priced["overheads"]["evaluation_s"]),
+                         evaluations_per_trial=priced["evaluations_per_trial"],
+                         startup_s=priced["overheads"]["startup_s"], load_factor=priced.get("load_factor", 1.0))
         for label, measured in [(name, csv), *reruns_of(name, root)]:
             row = compare(priced, pd.read_csv(measured), exp.budget.iterations)
-            row.update(experiment=str(path), measured=str(measured.relative_to(root)), load_before=load_before,
-                       load_after=load_after, per_method_rate={m: x["gflop_per_s"] for m, x in priced["per_method"].items()},
-                       seconds_per_evaluation=(priced["toy_evaluation_s"] if priced["toy_evaluation_s"] is not None
-                                               else priced["overheads"]["evaluation_s"]),
-                       evaluations_per_trial=priced["evaluations_per_trial"],
-                       startup_s=priced["overheads"]["startup_s"], load_factor=priced.get("load_factor", 1.0))
+            row.update(the_price, measured=str(measured.relative_to(root)))
             out["studies"][label] = row
-            out["latest"][name] = label
+            out["latest"][name] = label                  # the rerun, where there is one, comes last
             log(f"dry-run check {label}: priced {row['priced_s'] / 3600:.2f} h, measured "
                 f"{row['measured_s'] / 3600:.2f} h of trial time: x{row['ratio']:.2f} "
                 f"(load {load_before:.1f} -> {load_after:.1f})")
