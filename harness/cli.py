@@ -173,9 +173,18 @@ def cmd_pairs(args):
     print(pairs_text(Path(args.trials_csv), args.threshold, objectives, args.rule, args.primary))
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1 (argparse turns the ValueError into exit 2)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
+    return value
+
+
 def cmd_ui(args):
     from .study.ui import launch_ui
-    return launch_ui(host=args.host, port=args.port, read_only=args.read_only)
+    workers = {} if args.workers is None else {"workers": args.workers}   # None: harness/study/ui.py's UI_WORKERS
+    return launch_ui(host=args.host, port=args.port, read_only=args.read_only, **workers)
 
 
 def cmd_bench(args):
@@ -308,6 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--port", type=int, default=5000)
     q.add_argument("--read-only", action="store_true",
                    help="serve a snapshot copy of the sqlite store: nothing done in the UI reaches the study")
+    q.add_argument("--workers", type=positive_int, default=None,
+                   help="server processes (default 1: one person's UI; MLflow's own default is 4)")
     q.set_defaults(func=cmd_ui)
 
     q = sub.add_parser("bench", help="measure trial speed against a plain PyTorch loop")

@@ -21,6 +21,10 @@ from .store import tracking_uri
 # trace roll-ups): about nine Python processes polling the store, busy even with no job, which
 # a study's UI never uses. Off unless the environment says otherwise.
 SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+# One person's UI on one store: one server process. MLflow's default of 4 starts four, each
+# importing MLflow and opening the store, for requests one browser tab makes one at a time;
+# `harness ui --workers N` for a UI a team shares.
+UI_WORKERS = 1
 
 
 def server_env(environ=None) -> dict[str, str]:
@@ -55,7 +59,7 @@ def snapshot(uri: str, folder: Path) -> str:
     return f"sqlite:///{copy}"
 
 
-def launch_ui(host: str = "127.0.0.1", port: int = 5000, read_only: bool = False) -> int:
+def launch_ui(host: str = "127.0.0.1", port: int = 5000, read_only: bool = False, workers: int = UI_WORKERS) -> int:
     """Serve the store until interrupted; a tracking server needs no second UI."""
     uri = tracking_uri()
     if uri.startswith("http"):
@@ -71,7 +75,8 @@ def launch_ui(host: str = "127.0.0.1", port: int = 5000, read_only: bool = False
     server = [exe] if exe else [sys.executable, "-m", "mlflow"]
     with tempfile.TemporaryDirectory(prefix="harness-ui-") as tmp:
         served = snapshot(uri, Path(tmp)) if read_only else uri
-        cmd = server + ["server", "--backend-store-uri", served, "--host", host, "--port", str(port)]
+        cmd = server + ["server", "--backend-store-uri", served, "--host", host, "--port", str(port),
+                        "--workers", str(workers)]
         what = f"a read-only snapshot of {uri}" if read_only else f"store {uri}"
         print(f"MLflow UI on http://{host}:{port} ({what}); Ctrl-C stops it", file=sys.stderr)
         for name, url in study_urls(f"http://{host}:{port}"):

@@ -45,8 +45,22 @@ def test_the_ui_starts_mlflow_without_its_job_runner_unless_asked(project, monke
     monkeypatch.delenv("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", raising=False)
     assert ui.launch_ui(port=5999) == 0
     [(cmd, env)] = seen
-    assert cmd[-7:] == ["server", "--backend-store-uri", store.tracking_uri(), "--host", "127.0.0.1", "--port", "5999"]
+    assert cmd[-9:] == ["server", "--backend-store-uri", store.tracking_uri(), "--host", "127.0.0.1", "--port", "5999",
+                        "--workers", "1"]
     assert env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false" and env["MLFLOW_TRACKING_URI"] == store.tracking_uri()
     monkeypatch.setenv("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "true")
     assert ui.launch_ui(port=5999) == 0
     assert seen[-1][1]["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "true"
+    assert ui.launch_ui(port=5999, workers=3) == 0 and seen[-1][0][-2:] == ["--workers", "3"]
+
+
+@pytest.mark.parametrize("bad", ["0", "-2", "two"])
+def test_ui_workers_must_be_a_positive_integer(bad, project, capsys, monkeypatch):
+    """`harness ui --workers` (default 1, harness/study/ui.py's UI_WORKERS) refuses what is not
+    a count of processes, with argparse's exit 2, before any server starts."""
+    from harness import cli
+    from harness.study import ui
+    monkeypatch.setattr(ui.subprocess, "call", lambda cmd, env: pytest.fail("a server started"))
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["ui", "--workers", bad])
+    assert exit_.value.code == 2 and "--workers" in capsys.readouterr().err

@@ -318,58 +318,6 @@ def _wait_until(condition, proc, log: Path, timeout=600):
 
 
 @pytest.mark.slow
-def test_kill_then_resume_runs_every_trial_exactly_once(project, made_store, write_experiment, tiny_toy2d, hold_trials,
-                                                        monkeypatch):
-    """Deterministic on any machine: the second architecture's trials are held (they cannot
-    finish), so when the first architecture's are recorded the kill lands mid-sweep. Only the
-    driver is killed and --resume starts at once: the dead driver's lease is taken over (same
-    machine, its pid gone) and the Ray processes it left behind are not in the new one's way."""
-    path = write_experiment("killme", **tiny_toy2d)
-    trials = trials_of(from_dict(tiny_toy2d))
-    held = [t.id for t in trials if t.arch == trials[-1].arch]
-    free = {t.id for t in trials} - set(held)
-    assert held and free
-    gate = hold_trials(held)
-    monkeypatch.setenv("HARNESS_RAY_NUM_CPUS", str(len(trials)))   # every trial starts; held ones wait
-    log = project / "sweep.log"
-    with open(log, "w") as fh:
-        proc = subprocess.Popen(harness_cmd("sweep", path), stdout=fh, stderr=fh, start_new_session=True)
-    try:
-        _wait_until(lambda: "trials (" in log.read_text(), proc, log)    # the store exists
-        c = _client()
-        exp_id = store.find_experiment(c, "killme").experiment_id
-        finished = lambda: {r.data.tags["trial_id"] for r in store.children(c, exp_id)   # noqa: E731
-                            if r.info.status == "FINISHED"}
-        _wait_until(lambda: finished() == free, proc, log)
-        running = {r.data.tags["trial_id"] for r in store.children(c, exp_id) if r.info.status == "RUNNING"}
-        assert running == set(held), "the held trials should be running, waiting at the gate"
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-        assert not gate.exists()
-        before = _trials_frame("killme")
-        assert set(before.loc[before["run_status"] == "FINISHED", "trial_id"]) == free
-
-        monkeypatch.delenv("HARNESS_TEST_HOLD")      # the resumed sweep runs every trial freely
-        r = run_harness("sweep", path, "--resume", "--no-report")
-    finally:
-        kill_session(proc.pid, signal.SIGKILL)   # the local Ray processes the killed driver left
-    assert r.returncode == 0, r.stderr
-    assert f"{len(free)} already done, {len(held)} to run" in r.stderr
-    assert "took over the lease of a driver that is gone" in r.stderr
-    df = _trials_frame("killme")
-    assert sorted(df["trial_id"]) == sorted(t.id for t in trials)
-    assert df["trial_id"].is_unique and set(df["run_status"]) == {"FINISHED"}
-    finished_before = set(before.loc[before["run_status"] == "FINISHED", "run_id"])
-    assert finished_before <= set(df["run_id"]), "a finished trial was rerun"
-    assert all(r.info.status != "RUNNING" for r in _all_runs("killme"))
-
-    r = run_harness("report", "killme")
-    assert r.returncode == 0, r.stderr
-    csv = pd.read_csv(project / "results" / "killme" / "trials.csv")
-    assert len(csv) == len(trials) and csv["trial_id"].is_unique
-
-
-@pytest.mark.slow
 @pytest.mark.parametrize("group", [False, True], ids=["the driver", "its process group"])
 def test_sigterm_stops_a_ray_sweep_killed_and_a_second_driver_is_refused_meanwhile(group, project, made_store,
                                                                                    write_experiment,
@@ -442,22 +390,27 @@ def _resumed_like_uninterrupted(c, c_whole, trial_id: str, whole, killed_run_s: 
 @pytest.mark.slow
 def test_kill_mid_trial_then_resume_continues_from_its_checkpoint(project, made_store, write_experiment, tiny_toy2d,
                                                                    hold_trials, monkeypatch):
-    """The trial is held right after its checkpoint at iteration 40 of 80 reached Tune's
-    storage, then the sweep is killed; --resume continues it from there, and it ends with the
-    metrics (and metric history) of the same trial run without interruption. Twice from the
-    one kill: on the same machine, and carried: the killed store goes through `store export`
-    before that resume and `store import` after it, to a new directory and a new sqlite file,
-    where the original checkpoint is gone (the finished trial's checkpoints are removed), so
-    only the carried copy can be resumed."""
-    settings = {**tiny_toy2d, "objectives": ["gan"], "space": {**tiny_toy2d["space"], "n": 1},
+    """Deterministic on any machine: of two trials (seeds 0 and 1), seed 1 is held right after
+    its checkpoint at iteration 40 of 80 reached Tune's storage while seed 0 runs freely; once
+    seed 0 is recorded FINISHED, only the driver is killed (kill -9), mid-sweep. --resume at once
+    takes the dead driver's lease over (same machine, its pid gone; the Ray processes it left
+    are not in the new one's way), runs only the unfinished trial, from its checkpoint: it ends
+    with the metrics (and metric history) of the same trial run without interruption, the
+    finished trial is not rerun, every trial is recorded exactly once and the report builds.
+    Twice from the one kill: on the same machine, and carried: the killed store goes through
+    `store export` before that resume and `store import` after it, to a new directory and a new
+    sqlite file, where the original checkpoint is gone (the finished trial's checkpoints are
+    removed), so only the carried copy can be resumed."""
+    settings = {**tiny_toy2d, "objectives": ["gan"], "space": {**tiny_toy2d["space"], "n": 1}, "seeds": [0, 1],
                 "eval": {**tiny_toy2d["eval"], "every": 40}, "train": {"threads": 1, "checkpoint_every": 40}}
     path = write_experiment("midtrial", **settings)
+    [held] = [t.id for t in trials_of(from_dict(settings)) if t.seed == 1]
+    [free] = [t.id for t in trials_of(from_dict(settings)) if t.seed == 0]
     r = run_harness("sweep", path, "--name", "uninterrupted", "--no-report")
     assert r.returncode == 0, r.stderr
-    [(trial_id, whole)] = [(t, _trials_frame("uninterrupted").set_index("trial_id").loc[t])
-                           for t in _trials_frame("uninterrupted")["trial_id"]]
+    whole = _trials_frame("uninterrupted").set_index("trial_id").loc[held]
 
-    hold_trials([trial_id], at="checkpoint")
+    hold_trials([held], at="checkpoint")
     log = project / "sweep.log"
     with open(log, "w") as fh:
         proc = subprocess.Popen(harness_cmd("sweep", path), stdout=fh, stderr=fh, start_new_session=True)
@@ -465,18 +418,24 @@ def test_kill_mid_trial_then_resume_continues_from_its_checkpoint(project, made_
         _wait_until(lambda: "trials (" in log.read_text(), proc, log)
         c = _client()
         exp_id = store.find_experiment(c, "midtrial").experiment_id
-        tagged = lambda: [r.data.tags for r in store.children(c, exp_id) if "checkpoint" in r.data.tags]  # noqa: E731
-        _wait_until(lambda: tagged(), proc, log)
+        tagged = lambda: [r.data.tags for r in store.children(c, exp_id)   # noqa: E731
+                          if "checkpoint" in r.data.tags and r.info.status == "RUNNING"]
+        finished = lambda: {r.data.tags["trial_id"] for r in store.children(c, exp_id)   # noqa: E731
+                            if r.info.status == "FINISHED"}
+        _wait_until(lambda: tagged() and finished() == {free}, proc, log)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
-        kill_session(proc.pid, signal.SIGKILL)
+        kill_session(proc.pid, signal.SIGKILL)   # the local Ray processes the killed driver left
     [tags] = tagged()
+    assert tags["trial_id"] == held
     [killed_run_s] = store.sweep_run_seconds(c, store.parents(c, exp_id)[0])
     assert killed_run_s > 0, "the killed sweep run's wall time, logged while it ran"
     saved = Path(tags["checkpoint"])
     assert tags["checkpoint_iteration"] == "40" and (saved / "state.pt").is_file()
     assert str(saved).startswith(str(project)), "Tune's storage, under the project"
+    before = _trials_frame("midtrial").set_index("trial_id")
+    assert before.loc[free, "run_status"] == "FINISHED" and before.loc[held, "run_status"] == "RUNNING"
 
     monkeypatch.delenv("HARNESS_TEST_HOLD")
     r = run_harness("store", "export", "midtrial", project / "carried")
@@ -484,10 +443,20 @@ def test_kill_mid_trial_then_resume_continues_from_its_checkpoint(project, made_
 
     r = run_harness("sweep", path, "--resume", "--no-report")          # on the same machine
     assert r.returncode == 0, r.stderr
-    assert "1 to run, 1 from a checkpoint" in r.stderr
-    _resumed_like_uninterrupted(c, c, trial_id, whole, killed_run_s)
+    assert "2 trials (1 already done, 1 to run, 1 from a checkpoint)" in r.stderr
+    assert "took over the lease of a driver that is gone" in r.stderr
+    _resumed_like_uninterrupted(c, c, held, whole, killed_run_s)
+    df = _trials_frame("midtrial")
+    assert sorted(df["trial_id"]) == sorted([held, free]) and df["trial_id"].is_unique
+    assert set(df["run_status"]) == {"FINISHED"}
+    assert before.loc[free, "run_id"] in set(df["run_id"]), "the finished trial was rerun"
+    assert all(r.info.status != "RUNNING" for r in _all_runs("midtrial"))
     assert not saved.exists(), "a finished trial's checkpoints are removed"
     assert not list(project.glob(".ray_results/**/checkpoint_*")), "the uninterrupted run's too"
+    r = run_harness("report", "midtrial")
+    assert r.returncode == 0, r.stderr
+    csv = pd.read_csv(project / "results" / "midtrial" / "trials.csv")
+    assert sorted(csv["trial_id"]) == sorted([held, free])
 
     home = project / "another"                                          # carried to another
     home.mkdir()
@@ -497,8 +466,8 @@ def test_kill_mid_trial_then_resume_continues_from_its_checkpoint(project, made_
     assert r.returncode == 0, r.stderr
     r = run_harness("sweep", path, "--resume", "--no-report")
     assert r.returncode == 0, r.stderr
-    assert "1 to run, 1 from a checkpoint" in r.stderr
-    _resumed_like_uninterrupted(_client(), c, trial_id, whole, killed_run_s)
+    assert "2 trials (1 already done, 1 to run, 1 from a checkpoint)" in r.stderr
+    _resumed_like_uninterrupted(_client(), c, held, whole, killed_run_s)
     assert not list((home / ".ray_results" / "carried").glob("*/state.pt")), \
         "the imported copy is removed once the trial finished"
 
