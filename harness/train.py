@@ -252,13 +252,33 @@ class Reporter:
         self.on_metrics(step, metrics)
 
 
+def log_period(iterations: int, every: int) -> int:
+    """Iterations between log points: about LOG_POINTS per curve, a multiple of the loss
+    read-back period `every`."""
+    return max(every, math.ceil(iterations / LOG_POINTS / every) * every)
+
+
+def loop_iteration(s: Session, it: int, log_every: int, read: bool = False) -> tuple[dict | None, dict, bool]:
+    """Iteration `it` as the loop runs it: the iteration, with the gradient norms at log points,
+    then, where due (or `read`), the losses read back (a host sync) and the norms as floats.
+    (losses or None, the log point's norms, whether it is a log point). The dry run times
+    iterations through this too (study/sweep/dry_run.py): a tiny MLP's log points and read-backs
+    are a tenth of its time."""
+    log_now = it % log_every == 0 or it == s.iterations
+    grads = s.iteration(log_grads=log_now)
+    if not (read or log_now or s.losses.due(it)):
+        return None, {}, False
+    losses = s.losses.read()
+    return losses, ({k: float(v) for k, v in grads.items()} if log_now else {}), log_now
+
+
 def _loop(s: Session, evaluation: Evaluation, record: TrialRecord, on_metrics, bar: Progress,
           schedule: checkpoint.Schedule, save) -> None:
     """The training loop: iterations, loss read-backs, log points, evaluations, divergence,
     checkpoints. Starts after `s.done` iterations (0, or a resumed state's)."""
     e = s.trial.experiment
-    iterations, every = e.budget.iterations, s.losses.every
-    log_every = max(every, math.ceil(iterations / LOG_POINTS / every) * every)
+    iterations = e.budget.iterations
+    log_every = log_period(iterations, s.losses.every)
     eval_every = e.eval.every
 
     def evaluate_at(it: int) -> bool:
@@ -269,19 +289,16 @@ def _loop(s: Session, evaluation: Evaluation, record: TrialRecord, on_metrics, b
     first, trained_before = s.done + 1, record.train_time_s
     train_start = time.perf_counter() - trained_before
     for it in range(first, iterations + 1):
-        log_now = it % log_every == 0 or it == iterations
-        grads = s.iteration(log_grads=log_now)
+        losses, grads, log_now = loop_iteration(s, it, log_every, read=evaluate_at(it))
         record.iterations = it
-        if s.losses.due(it) or log_now or evaluate_at(it):
-            losses = s.losses.read()
+        if losses is not None:
             if not all(map(math.isfinite, losses.values())):
                 record.status, record.error = DIVERGED, f"non-finite loss at iteration {it}: {losses}"
                 break
             bar.update(it, losses)
             if log_now:
                 elapsed = time.perf_counter() - train_start - evaluation.seconds
-                on_metrics(it, {**losses, **{k: float(v) for k, v in grads.items()},
-                                "its_per_s": it / max(elapsed, 1e-9)})
+                on_metrics(it, {**losses, **grads, "its_per_s": it / max(elapsed, 1e-9)})
         if evaluate_at(it):
             if not all_finite([s.step.G, s.step.D]):
                 record.status, record.error = DIVERGED, f"non-finite weight at iteration {it}"

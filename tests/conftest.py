@@ -104,9 +104,9 @@ def fmnist_test():
 GATE_SITECUSTOMIZE = '''"""Test-only (tests/conftest.py `hold_trials`): in every Python process started with this
 folder on PYTHONPATH, harness.train.run_trial waits before training a trial named in
 HARNESS_TEST_HOLD until the file HARNESS_TEST_GATE exists; with HARNESS_TEST_HOLD_AT=checkpoint
-it waits instead right after the trial's first checkpoint was saved; with =crash it raises
-there once (the gate file marks that it did), as a process dying mid-trial would. Ray's
-workers inherit it."""
+it waits instead right after the trial's first checkpoint was saved. A trial named in
+HARNESS_TEST_CRASH raises right after its first checkpoint was saved, once (a marker file
+beside the gate says it did), as a process dying mid-trial would. Ray's workers inherit it."""
 import importlib.abc
 import importlib.util
 import os
@@ -114,14 +114,27 @@ import sys
 import time
 
 HOLD = set(filter(None, os.environ.get("HARNESS_TEST_HOLD", "").split(",")))
+CRASH = set(filter(None, os.environ.get("HARNESS_TEST_CRASH", "").split(",")))
 GATE = os.environ.get("HARNESS_TEST_GATE", "")
-AT_CHECKPOINT = os.environ.get("HARNESS_TEST_HOLD_AT") in ("checkpoint", "crash")
-CRASH = os.environ.get("HARNESS_TEST_HOLD_AT") == "crash"
+AT_CHECKPOINT = os.environ.get("HARNESS_TEST_HOLD_AT") == "checkpoint"
 
 
 def _wait():
     while not os.path.exists(GATE):
         time.sleep(0.2)
+
+
+def _after_checkpoint(trial_id, save):
+    """on_checkpoint that saves, then crashes once or waits at the gate."""
+    def save_then(iteration, state):
+        save(iteration, state)
+        crashed = f"{GATE}.crashed.{trial_id}"
+        if trial_id in CRASH and not os.path.exists(crashed):
+            open(crashed, "w").close()
+            raise RuntimeError("test crash after a checkpoint")
+        if trial_id in HOLD:
+            _wait()
+    return save_then
 
 
 class _HoldTrials(importlib.abc.MetaPathFinder):
@@ -137,16 +150,9 @@ class _HoldTrials(importlib.abc.MetaPathFinder):
             real = module.run_trial
 
             def held(trial, *args, **kwargs):
-                if trial.id in HOLD and AT_CHECKPOINT and kwargs.get("on_checkpoint"):
-                    save = kwargs["on_checkpoint"]
-
-                    def save_then_wait(iteration, state):
-                        save(iteration, state)
-                        if CRASH and not os.path.exists(GATE):
-                            open(GATE, "w").close()
-                            raise RuntimeError("test crash after a checkpoint")
-                        _wait()
-                    kwargs["on_checkpoint"] = save_then_wait
+                at_checkpoint = trial.id in CRASH or (trial.id in HOLD and AT_CHECKPOINT)
+                if at_checkpoint and kwargs.get("on_checkpoint"):
+                    kwargs["on_checkpoint"] = _after_checkpoint(trial.id, kwargs["on_checkpoint"])
                 elif trial.id in HOLD:
                     _wait()
                 return real(trial, *args, **kwargs)
@@ -155,24 +161,27 @@ class _HoldTrials(importlib.abc.MetaPathFinder):
         return spec
 
 
-if HOLD:
+if HOLD or CRASH:
     sys.meta_path.insert(0, _HoldTrials())
 '''
 
 
 @pytest.fixture
 def hold_trials(project, monkeypatch):
-    """hold_trials(ids) -> gate file: subprocesses started afterwards (the sweep and its Ray
-    workers) cannot finish those trials until the test creates the gate file. A test that
-    needs a sweep caught mid-way uses it instead of racing the machine's speed."""
+    """hold_trials(ids, at="start" | "checkpoint", crash=ids) -> gate file: subprocesses started
+    afterwards (the sweep and its Ray workers) cannot finish the held trials until the test
+    creates the gate file, and the `crash` trials raise once right after their first
+    checkpoint. A test that needs a sweep caught mid-way uses it instead of racing the
+    machine's speed."""
     folder = project / "gate"
     folder.mkdir()
     (folder / "sitecustomize.py").write_text(GATE_SITECUSTOMIZE)
     gate = project / "gate-open"
 
-    def hold(ids, at: str = "start") -> Path:
+    def hold(ids, at: str = "start", crash=()) -> Path:
         monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(folder), os.environ["PYTHONPATH"]]))
         monkeypatch.setenv("HARNESS_TEST_HOLD", ",".join(ids))
+        monkeypatch.setenv("HARNESS_TEST_CRASH", ",".join(crash))
         monkeypatch.setenv("HARNESS_TEST_HOLD_AT", at)
         monkeypatch.setenv("HARNESS_TEST_GATE", str(gate))
         return gate

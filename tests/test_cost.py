@@ -182,3 +182,71 @@ def test_a_loss_that_reads_reals_in_gs_step_is_priced_one_more_d_pass(monkeypatc
     d = forward_flops(trial)[1]
     assert iteration_flops(trial) - plain == 16 * d
     assert exact_iteration_flops(trial) - plain_exact == 16 * d
+
+
+@pytest.mark.parametrize("conditional", [False, True], ids=["unconditional", "conditional"])
+def test_toy2d_evaluations_are_priced_as_each_method_makes_them(conditional, monkeypatch):
+    """A trial hands its toy2d evaluation D's probability where its D has one (gan, lsgan: d_gap
+    against D*) and not where it has none (wgan-gp's critic); a conditional evaluator adds its label
+    metrics. The price times each kind once, as the trial makes it, and gives each method its own."""
+    import harness.trial
+    from harness.study.sweep import dry_run
+    seen, real = [], harness.trial.make_evaluator
+
+    def recording(exp, device="cpu"):
+        evaluator = real(exp, device)
+        evaluate = evaluator.evaluate
+
+        def recorded(sample_fn, critic=None):
+            out = evaluate(sample_fn) if critic is None else evaluate(sample_fn, critic=critic)
+            seen.append((critic is not None, set(out)))
+            return out
+        evaluator.evaluate = recorded
+        return evaluator
+    monkeypatch.setattr(harness.trial, "make_evaluator", recording)
+    e = from_dict({"dataset": "ring8", "objectives": ["gan", "wgan-gp", "lsgan"], "conditional": conditional,
+                   "space": {"mode": "sample", "n": 1, "seed": 0}, "budget": {"iterations": 2, "batch_size": 16},
+                   "eval": {"evaluator": "toy2d", "n_samples": 200}})
+    from harness.trial import trials_of
+    seconds = dry_run.seconds_per_toy_evaluation(e, trials_of(e), threads=1)
+    assert set(seconds) == {"gan", "wgan-gp", "lsgan"} and all(s > 0 for s in seconds.values())
+    if conditional:      # D judges (x, y) pairs: no D* to compare with, one timing for all
+        [(with_critic, metrics)] = seen[1:]      # the first: the untimed warm-up
+        assert not with_critic and "on_requested_mode" in metrics
+        assert len(set(seconds.values())) == 1
+    else:
+        assert [c for c, _ in seen[1:]] == [False, True]
+        assert "d_gap_mean_abs" in seen[-1][1] and "d_gap_mean_abs" not in seen[1][1]
+        assert seconds["gan"] == seconds["lsgan"] != seconds["wgan-gp"]
+
+
+def test_each_architecture_is_priced_at_its_own_factor_over_the_flop_line(monkeypatch):
+    """Two architectures of one FLOP count, one with batch norm in D that runs 1.5x slower: the
+    FLOP line prices them alike, the architecture's factor (timed once, under the first method)
+    prices its trials of every method at 1.5x."""
+    from harness.study.sweep import dry_run
+    plain = Arch(depth_g=4, depth_d=4, filters_g=32, filters_d=32, norm_g=False, norm_d=False)
+    normed = Arch(depth_g=4, depth_d=4, filters_g=32, filters_d=32, norm_g=False, norm_d=True)
+    e = from_dict({"dataset": "ring8", "objectives": ["gan", "wgan-gp"], "budget": {"iterations": 10, "batch_size": 16},
+                   "eval": {"evaluator": "toy2d", "n_samples": 200}})
+    base = {"gan": 0.01, "wgan-gp": 0.05}
+    timed = []
+
+    def seconds(trial, threads, timed_seconds=None):
+        timed.append((trial.arch, trial.objective))
+        return base[trial.objective] * (1.5 if trial.arch.norm_d else 1.0)
+    monkeypatch.setattr(dry_run, "seconds_per_iteration", seconds)
+    monkeypatch.setattr(dry_run, "trial_overheads", lambda trial, threads: {
+        "evaluation_s": 0.0, "startup_s": 0.0, "real_side_once_s": 0.0, "load_factor": 1.0})
+    monkeypatch.setattr(dry_run, "seconds_per_toy_evaluation", lambda exp, trials, threads: {"gan": 0.0, "wgan-gp": 0.0})
+    trials = [Trial(e, arch, obj, 0) for arch in (plain, normed) for obj in e.objectives]
+    flops = {(t.arch, t.objective): 1e6 for t in trials}          # one FLOP count: one point, no overhead
+    p = dry_run.price(e, trials, threads=1, flops=flops)
+    training = {(t.arch.norm_d, t.objective): p["per_trial"][t.id]["training_s"] for t in trials}
+    for method in base:
+        assert training[(True, method)] == pytest.approx(10 * base[method] * 1.5)
+        assert training[(False, method)] == pytest.approx(10 * base[method])
+    assert p["arch_factors"][normed] / p["arch_factors"][plain] == pytest.approx(1.5)
+    assert len([x for x in timed if x[1] == "gan"]) == 2 and len([x for x in timed if x[1] == "wgan-gp"]) == 1
+    monkeypatch.setattr(dry_run, "ARCHS_TIMED_AT_MOST", 1)          # a larger space keeps the FLOP line
+    assert dry_run.price(e, trials, threads=1, flops=flops)["arch_factors"] == {}

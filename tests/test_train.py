@@ -218,3 +218,21 @@ def test_the_schedule_allocates_nothing_in_proportion_to_the_budget(monkeypatch)
         tracemalloc.stop()
     assert record.status == "failed" and "Stop: enough" in record.error and record.iterations == 3
     assert peak < 20 * 2**20, f"{peak / 2**20:.0f} MB traced"
+
+
+def test_an_iteration_as_the_loop_runs_it_reads_losses_when_due_and_norms_at_log_points():
+    """train.loop_iteration, which the loop and the dry run's timing share: the losses read back
+    every train.check_every iterations (or when asked), the gradient norms as floats at log points."""
+    from harness.train import Session, log_period, loop_iteration
+    exp = from_dict({"dataset": "ring8", "objectives": ["gan"], "train": {"check_every": 5, "init": TOY_INIT},
+                     "budget": {"iterations": 2000, "batch_size": 16}, "eval": {"n_samples": 500}})
+    s = Session(Trial(exp, TOY_ARCH, "gan", 0))
+    assert log_period(2000, 5) == 20 and log_period(100, 5) == 5 and log_period(2000, 1) == 20
+    assert loop_iteration(s, 1, 20) == (None, {}, False)                    # nothing due: no host sync
+    losses, norms, log_now = loop_iteration(s, 2, 20, read=True)            # an evaluation asks for them
+    assert set(losses) == {"loss_d", "loss_g"} and norms == {} and not log_now
+    losses, norms, log_now = loop_iteration(s, 5, 20)                       # the read-back period
+    assert losses is not None and norms == {} and not log_now
+    losses, norms, log_now = loop_iteration(s, 20, 20)                      # a log point
+    assert log_now and {"grad_norm_d", "grad_norm_g"} <= set(norms)
+    assert all(isinstance(v, float) and math.isfinite(v) for v in norms.values())

@@ -112,8 +112,7 @@ def measure_dry_run_check(log, root: Path = Path("."), only: list[str] | None = 
         load_after = os.getloadavg()[0]
         the_price = dict(experiment=str(path), load_before=load_before, load_after=load_after,
                          per_method_rate={m: x["gflop_per_s"] for m, x in priced["per_method"].items()},
-                         seconds_per_evaluation=(priced["toy_evaluation_s"] if priced["toy_evaluation_s"] is not None
-                                                 else priced["overheads"]["evaluation_s"]),
+                         seconds_per_evaluation=priced["seconds_per_evaluation"],
                          evaluations_per_trial=priced["evaluations_per_trial"],
                          startup_s=priced["overheads"]["startup_s"], load_factor=priced.get("load_factor", 1.0))
         for label, measured in [(name, csv), *reruns_of(name, root)]:

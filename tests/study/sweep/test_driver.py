@@ -369,16 +369,28 @@ def test_sigterm_stops_a_ray_sweep_killed_and_a_second_driver_is_refused_meanwhi
     assert sorted(df["trial_id"]) == sorted(t.id for t in trials) and set(df["run_status"]) == {"FINISHED"}
 
 
-def _resumed_like_uninterrupted(c, c_whole, trial_id: str, whole, killed_run_s: float) -> None:
+def _uninterrupted(trial) -> dict:
+    """The trial run without interruption, in this process (the sweep's worker runs the same
+    run_trial, on one thread): its status, final metrics (the last loss point's too) and loss_d history."""
+    from harness.device import torch_threads
+    from harness.train import run_trial
+    points = []
+    with torch_threads(1):
+        record = run_trial(trial, on_metrics=lambda step, metrics: points.append((step, metrics)))
+    losses = [m for _, m in points if "loss_d" in m]
+    return {"status": record.status, **record.metrics, "loss_d": losses[-1]["loss_d"], "loss_g": losses[-1]["loss_g"],
+            "history": [(step, m["loss_d"]) for step, m in points if "loss_d" in m]}
+
+
+def _resumed_like_uninterrupted(c, trial_id: str, whole: dict, killed_run_s: float) -> None:
     """After --resume in the store `c`: the trial continued from iteration 40 and ended with the
     uninterrupted run's metrics and metric history; the killed run's wall time is kept."""
     resumed = _trials_frame("midtrial").set_index("trial_id").loc[trial_id]
     assert resumed["status"] == whole["status"] and int(resumed["resumed_from"]) == 40
-    assert pd.isna(whole["resumed_from"])
     for metric in ("hq_share", "modes_covered", "w1_exact_2k", "loss_d", "loss_g"):
         assert resumed[metric] == whole[metric], metric
-    history = lambda client, run_id: [(m.step, m.value) for m in client.get_metric_history(run_id, "loss_d")]  # noqa: E731
-    assert history(c, resumed["run_id"]) == history(c_whole, whole["run_id"]), "the replayed history plus the rest"
+    history = [(m.step, m.value) for m in c.get_metric_history(resumed["run_id"], "loss_d")]
+    assert history == whole["history"], "the replayed history plus the rest"
     [parent] = store.parents(c, store.find_experiment(c, "midtrial").experiment_id)
     assert store.sweep_run_seconds(c, parent)[0] == killed_run_s
     assert len(store.sweep_run_seconds(c, parent)) == 2, "the killed run and the resume, each timed"
@@ -391,12 +403,14 @@ def _resumed_like_uninterrupted(c, c_whole, trial_id: str, whole, killed_run_s: 
 def test_kill_mid_trial_then_resume_continues_from_its_checkpoint(project, made_store, write_experiment, tiny_toy2d,
                                                                    hold_trials, monkeypatch):
     """Deterministic on any machine: of two trials (seeds 0 and 1), seed 1 is held right after
-    its checkpoint at iteration 40 of 80 reached Tune's storage while seed 0 runs freely; once
-    seed 0 is recorded FINISHED, only the driver is killed (kill -9), mid-sweep. --resume at once
+    its checkpoint at iteration 40 of 80 reached Tune's storage, while seed 0 raises right after
+    its own, is retried by Tune (max_failures 1) from that checkpoint, says so, and finishes;
+    once it is recorded FINISHED, only the driver is killed (kill -9), mid-sweep. --resume at once
     takes the dead driver's lease over (same machine, its pid gone; the Ray processes it left
     are not in the new one's way), runs only the unfinished trial, from its checkpoint: it ends
-    with the metrics (and metric history) of the same trial run without interruption, the
-    finished trial is not rerun, every trial is recorded exactly once and the report builds.
+    with the metrics (and metric history) of the same trial run without interruption (in this
+    process: the run_trial a worker runs), the finished trial is not rerun, every trial is
+    recorded exactly once and the report builds.
     Twice from the one kill: on the same machine, and carried: the killed store goes through
     `store export` before that resume and `store import` after it, to a new directory and a new
     sqlite file, where the original checkpoint is gone (the finished trial's checkpoints are
@@ -406,11 +420,9 @@ def test_kill_mid_trial_then_resume_continues_from_its_checkpoint(project, made_
     path = write_experiment("midtrial", **settings)
     [held] = [t.id for t in trials_of(from_dict(settings)) if t.seed == 1]
     [free] = [t.id for t in trials_of(from_dict(settings)) if t.seed == 0]
-    r = run_harness("sweep", path, "--name", "uninterrupted", "--no-report")
-    assert r.returncode == 0, r.stderr
-    whole = _trials_frame("uninterrupted").set_index("trial_id").loc[held]
+    whole = _uninterrupted(next(t for t in trials_of(from_dict(settings)) if t.id == held))
 
-    hold_trials([held], at="checkpoint")
+    hold_trials([held], at="checkpoint", crash=[free])
     log = project / "sweep.log"
     with open(log, "w") as fh:
         proc = subprocess.Popen(harness_cmd("sweep", path), stdout=fh, stderr=fh, start_new_session=True)
@@ -436,8 +448,12 @@ def test_kill_mid_trial_then_resume_continues_from_its_checkpoint(project, made_
     assert str(saved).startswith(str(project)), "Tune's storage, under the project"
     before = _trials_frame("midtrial").set_index("trial_id")
     assert before.loc[free, "run_status"] == "FINISHED" and before.loc[held, "run_status"] == "RUNNING"
+    retried = before.loc[free]                     # crashed after its checkpoint, retried by Tune from it
+    assert retried["status"] != "failed" and retried["attempt"] == 2 and int(retried["resumed_from"]) == 40
+    assert "test crash after a checkpoint" in c.get_run(retried["run_id"]).data.tags["previous_error"]
 
     monkeypatch.delenv("HARNESS_TEST_HOLD")
+    monkeypatch.delenv("HARNESS_TEST_CRASH")
     r = run_harness("store", "export", "midtrial", project / "carried")
     assert r.returncode == 0 and "the checkpoints of 1 unfinished trials" in r.stdout, r.stderr
 
@@ -445,14 +461,14 @@ def test_kill_mid_trial_then_resume_continues_from_its_checkpoint(project, made_
     assert r.returncode == 0, r.stderr
     assert "2 trials (1 already done, 1 to run, 1 from a checkpoint)" in r.stderr
     assert "took over the lease of a driver that is gone" in r.stderr
-    _resumed_like_uninterrupted(c, c, held, whole, killed_run_s)
+    _resumed_like_uninterrupted(c, held, whole, killed_run_s)
     df = _trials_frame("midtrial")
     assert sorted(df["trial_id"]) == sorted([held, free]) and df["trial_id"].is_unique
     assert set(df["run_status"]) == {"FINISHED"}
     assert before.loc[free, "run_id"] in set(df["run_id"]), "the finished trial was rerun"
     assert all(r.info.status != "RUNNING" for r in _all_runs("midtrial"))
     assert not saved.exists(), "a finished trial's checkpoints are removed"
-    assert not list(project.glob(".ray_results/**/checkpoint_*")), "the uninterrupted run's too"
+    assert not list(project.glob(".ray_results/**/checkpoint_*")), "nor any other of the sweep's"
     r = run_harness("report", "midtrial")
     assert r.returncode == 0, r.stderr
     csv = pd.read_csv(project / "results" / "midtrial" / "trials.csv")
@@ -467,28 +483,9 @@ def test_kill_mid_trial_then_resume_continues_from_its_checkpoint(project, made_
     r = run_harness("sweep", path, "--resume", "--no-report")
     assert r.returncode == 0, r.stderr
     assert "2 trials (1 already done, 1 to run, 1 from a checkpoint)" in r.stderr
-    _resumed_like_uninterrupted(_client(), c, held, whole, killed_run_s)
+    _resumed_like_uninterrupted(_client(), held, whole, killed_run_s)
     assert not list((home / ".ray_results" / "carried").glob("*/state.pt")), \
         "the imported copy is removed once the trial finished"
-
-
-@pytest.mark.slow
-def test_a_trial_retried_by_tune_continues_from_its_checkpoint(project, made_store, write_experiment, tiny_toy2d,
-                                                               hold_trials):
-    """The trial raises right after its checkpoint at 40 of 80; Tune retries it (max_failures
-    1) from that checkpoint, and the retried attempt says so."""
-    settings = {**tiny_toy2d, "objectives": ["gan"], "space": {**tiny_toy2d["space"], "n": 1},
-                "train": {"threads": 1, "checkpoint_every": 40}}
-    path = write_experiment("retried", **settings)
-    [trial] = trials_of(from_dict(settings))
-    gate = hold_trials([trial.id], at="crash")
-    r = run_harness("sweep", path, "--no-report")
-    assert r.returncode == 0, r.stderr
-    assert gate.exists(), "the first attempt crashed"
-    row = _trials_frame("retried").set_index("trial_id").loc[trial.id]
-    assert row["status"] != "failed" and row["attempt"] == 2 and int(row["resumed_from"]) == 40
-    assert "test crash after a checkpoint" in _client().get_run(row["run_id"]).data.tags["previous_error"]
-    assert not list(project.glob(".ray_results/**/checkpoint_*")), "removed once the retry finished"
 
 
 @pytest.fixture

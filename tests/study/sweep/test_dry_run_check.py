@@ -25,7 +25,7 @@ def _priced(per_trial):
     return {"per_trial": {k: {"objective": o, "total_s": t, "training_s": t * 0.9} for k, (o, t) in per_trial.items()},
             "per_method": {"gan": {"gflop_per_s": 1.0}, "wgan-gp": {"gflop_per_s": 0.5}},
             "overheads": {"evaluation_s": 0.1, "startup_s": 0.2}, "toy_evaluation_s": None,
-            "evaluations_per_trial": 1}
+            "seconds_per_evaluation": 0.1, "evaluations_per_trial": 1}
 
 
 def test_only_experiments_with_committed_results_are_checked(tmp_path):
