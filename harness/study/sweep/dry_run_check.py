@@ -137,9 +137,10 @@ def dry_run_check_markdown(r: dict) -> list[str]:
                  f"{100 * r['target']:.0f} % on each study's latest measured run)", "",
              "Trial time summed over each study's trials (one trial's own clock: the sweep's parallelism "
              "divides both sides alike). Priced: `sweep --dry-run`'s pricing (each method's cost line, "
-             "overhead + FLOPs at a rate, from iterations timed for at least "
-             f"{r['timed_seconds']:g} s after a warm-up at the cheapest and the most expensive architecture; "
-             "evaluations through the evaluator; per-trial start-up), here and now, one trial at a time. Measured: "
+             "overhead + FLOPs at a rate, from iterations timed as the loop runs them for at least "
+             f"{r['timed_seconds']:g} s after a warm-up at the cheapest and the most expensive architecture, "
+             "times each architecture's own factor, timed under the study's first method; evaluations as each "
+             "method's trial makes them; per-trial start-up), here and now, one trial at a time. Measured: "
              "results/<study>/trials.csv, each trial's wall time (a resumed trial's training and evaluation "
              "clocks where larger), two trials at a time on 2 cores when the study ran "
              "(harness/study/sweep/dry_run_check.py). A row \"(rerun)\" is the same study run again on the idle "
