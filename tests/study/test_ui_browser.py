@@ -67,9 +67,8 @@ def test_the_ui_shows_each_trial_with_method_seed_outcome_and_score(project, tin
         _wait_http(f"http://127.0.0.1:{port}/health", seconds=360)   # a loaded 2-core machine: minutes
         url = next(line.split(": ", 1)[1].strip() for line in iter(ui.stdout.readline, "")
                    if line.strip().startswith("uistudy:"))
-        dom = _chromium(url, tmp_path / "profile-dom", "--dump-dom").stdout
-        shot = tmp_path / "mlflow-ui.png"
-        _chromium(url, tmp_path / "profile-shot", f"--screenshot={shot}")
+        shot = tmp_path / "mlflow-ui.png"      # one chromium run does both (Debian's chromium 150)
+        dom = _chromium(url, tmp_path / "profile", "--dump-dom", f"--screenshot={shot}").stdout
     finally:
         os.killpg(ui.pid, 15)
         ui.wait(timeout=30)

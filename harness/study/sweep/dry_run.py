@@ -240,9 +240,9 @@ def arch_factors(exp: Experiment, trials: list[Trial], method: str, model: dict,
     """Architecture -> how much slower it runs than the FLOP line says, timed once under `method`
     (the study's first; the architectures timed for its line keep their timing). Batch norm and a
     nonlinearity cost time and hardly any FLOPs: on robustness2d-ring8 (8 architectures of one
-    FLOP count) a trial whose D had batch norm and softplus took up to 1.8 times one with
-    neither, which the FLOP line priced alike (0.62-1.11 of the measured training time, 0.69 in
-    all). Each trial's line is scaled by its architecture's factor, whatever its method: an
+    FLOP count) the architecture with batch norm in both nets and a softplus D trained 1.8 times
+    as long as the one with neither, which the FLOP line priced alike (0.62-1.11 of the
+    measured training time, 0.69 in all; 0.79-0.91 with the factor). Each trial's line is scaled by its architecture's factor, whatever its method: an
     architecture's extra layers cost every method alike. Beyond ARCHS_TIMED_AT_MOST
     architectures, none: the FLOP line alone."""
     archs = list(dict.fromkeys(t.arch for t in trials if t.objective == method))

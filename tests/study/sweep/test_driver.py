@@ -328,12 +328,13 @@ def test_sigterm_stops_a_ray_sweep_killed_and_a_second_driver_is_refused_meanwhi
     KILLED, and --resume runs the rest (after the group's signal, where Ray's processes got it
     too; the store the driver's signal leaves is the same). While the sweep runs, a second driver
     is refused."""
-    path = write_experiment("termed", **tiny_toy2d)
-    trials = trials_of(from_dict(tiny_toy2d))
+    settings = {**tiny_toy2d, "objectives": ["gan"]}          # two trials, one per architecture
+    path = write_experiment("termed", **settings)
+    trials = trials_of(from_dict(settings))
     held = [t.id for t in trials if t.arch == trials[-1].arch]
     free = {t.id for t in trials} - set(held)
-    hold_trials(held)
-    monkeypatch.setenv("HARNESS_RAY_NUM_CPUS", str(len(trials)))
+    assert len(held) == len(free) == 1
+    hold_trials(held)                                           # the project's 2 CPUs: both start
     log = project / "sweep.log"
     with open(log, "w") as fh:
         proc = subprocess.Popen(harness_cmd("sweep", path), stdout=fh, stderr=fh, start_new_session=True)
