@@ -238,7 +238,8 @@ def test_each_architecture_is_priced_at_its_own_factor_over_the_flop_line(monkey
     monkeypatch.setattr(dry_run, "seconds_per_iteration", seconds)
     monkeypatch.setattr(dry_run, "trial_overheads", lambda trial, threads: {
         "evaluation_s": 0.0, "startup_s": 0.0, "real_side_once_s": 0.0, "load_factor": 1.0})
-    monkeypatch.setattr(dry_run, "seconds_per_toy_evaluation", lambda exp, trials, threads: {"gan": 0.0, "wgan-gp": 0.0})
+    monkeypatch.setattr(dry_run, "seconds_per_toy_evaluation",
+                        lambda exp, trials, threads: {"gan": 0.0, "wgan-gp": 0.0})
     trials = [Trial(e, arch, obj, 0) for arch in (plain, normed) for obj in e.objectives]
     flops = {(t.arch, t.objective): 1e6 for t in trials}          # one FLOP count: one point, no overhead
     p = dry_run.price(e, trials, threads=1, flops=flops)

@@ -95,7 +95,7 @@ def seconds_per_iteration(trial: Trial, threads: int, timed_seconds: float | Non
     iterations, on random images of the data's shape (their values do not change the time),
     on the trial's own clock (`own_clock`). Each iteration as the training loop runs it
     (train.loop_iteration): the loss read-backs and, at the trial's log period, the gradient
-    norms. Bare iterations priced nsat-ring8's small MLPs 15-30 % below their trials' time."""
+    norms: for nsat-ring8's small MLPs 3-8 % over bare iterations (measured side by side)."""
     with torch_threads(threads):
         shape = data_shape(trial.experiment)
         images = torch.randint(0, 256, (1024, *shape), dtype=torch.uint8) if len(shape) == 3 else None
@@ -124,8 +124,8 @@ def seconds_per_toy_evaluation(exp: Experiment, trials: list[Trial], threads: in
     itself: the metrics' cost (exact W1, the KDE) follows the cloud's shape, not the network, and
     this is the shape a trained G draws. Timed once with a critic and once without, at the median
     architecture, on `threads` threads; wall-clock seconds over the load factor measured just
-    before (CPU work: see the docstring). Leaving the critic and the label metrics out priced
-    nsat-ring8's evaluations at 0.9 s where its trials took 1.2-1.5 s."""
+    before (CPU work: see the docstring). Leaving the label metrics out priced
+    conditional-ring8's evaluations at 0.77 s, where the evaluator with them took 1.1-1.3 s."""
     from ...data import mixture_modes, sample_mixture
     from ...evaluate.critic import probability_critic
     from ...trial import make_evaluator
@@ -242,9 +242,10 @@ def arch_factors(exp: Experiment, trials: list[Trial], method: str, model: dict,
     nonlinearity cost time and hardly any FLOPs: on robustness2d-ring8 (8 architectures of one
     FLOP count) the architecture with batch norm in both nets and a softplus D trained 1.8 times
     as long as the one with neither, which the FLOP line priced alike (0.62-1.11 of the
-    measured training time, 0.69 in all; 0.79-0.91 with the factor). Each trial's line is scaled by its architecture's factor, whatever its method: an
-    architecture's extra layers cost every method alike. Beyond ARCHS_TIMED_AT_MOST
-    architectures, none: the FLOP line alone."""
+    measured training time, 0.69 in all; 0.79-0.91 with the factor). Each trial's line is
+    scaled by its architecture's factor, whatever its method: an architecture's extra layers
+    cost every method alike. Beyond ARCHS_TIMED_AT_MOST architectures, none: the FLOP line
+    alone."""
     archs = list(dict.fromkeys(t.arch for t in trials if t.objective == method))
     if len(archs) > ARCHS_TIMED_AT_MOST:
         return {}
