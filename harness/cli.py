@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 
-from .errors import UsageError, UserError
+from .errors import UserError
 
 
 def cmd_list(args):
